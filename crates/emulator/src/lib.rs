@@ -1,1 +1,3 @@
 //! emulator (being written).
+pub mod clock;
+pub mod lifecycle;

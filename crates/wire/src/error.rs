@@ -42,7 +42,9 @@ pub struct StatusResponse {
 
 impl StatusResponse {
     pub fn ok() -> Self {
-        Self { status: "OK".into() }
+        Self {
+            status: "OK".into(),
+        }
     }
 }
 

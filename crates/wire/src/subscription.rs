@@ -159,19 +159,35 @@ impl SubscribeRequest {
         }
 
         let b = self.buffering.clone().unwrap_or_default();
-        let bounded = |name: &str, v: Option<i64>, default: u32, min: u32, max: u32| {
-            match v {
-                None => Ok(default),
-                Some(v) if v >= i64::from(min) && v <= i64::from(max) => Ok(v as u32),
-                Some(v) => Err(format!(
-                    "buffering.{name} is {v}; it must be between {min} and {max}"
-                )),
-            }
+        let bounded = |name: &str, v: Option<i64>, default: u32, min: u32, max: u32| match v {
+            None => Ok(default),
+            Some(v) if v >= i64::from(min) && v <= i64::from(max) => Ok(v as u32),
+            Some(v) => Err(format!(
+                "buffering.{name} is {v}; it must be between {min} and {max}"
+            )),
         };
         use limits::*;
-        let max_items = bounded("maxItems", b.max_items, MAX_ITEMS_DEFAULT, MAX_ITEMS_MIN, MAX_ITEMS_MAX)?;
-        let max_bytes = bounded("maxBytes", b.max_bytes, MAX_BYTES_DEFAULT, MAX_BYTES_MIN, MAX_BYTES_MAX)?;
-        let timeout_ms = bounded("timeoutMs", b.timeout_ms, TIMEOUT_MS_DEFAULT, TIMEOUT_MS_MIN, TIMEOUT_MS_MAX)?;
+        let max_items = bounded(
+            "maxItems",
+            b.max_items,
+            MAX_ITEMS_DEFAULT,
+            MAX_ITEMS_MIN,
+            MAX_ITEMS_MAX,
+        )?;
+        let max_bytes = bounded(
+            "maxBytes",
+            b.max_bytes,
+            MAX_BYTES_DEFAULT,
+            MAX_BYTES_MIN,
+            MAX_BYTES_MAX,
+        )?;
+        let timeout_ms = bounded(
+            "timeoutMs",
+            b.timeout_ms,
+            TIMEOUT_MS_DEFAULT,
+            TIMEOUT_MS_MIN,
+            TIMEOUT_MS_MAX,
+        )?;
 
         let dest = self
             .destination
@@ -208,7 +224,9 @@ fn parse_destination_uri(uri: &str, protocol: Protocol) -> Result<(u16, String),
     let rest = match protocol {
         Protocol::Http => uri.strip_prefix("http://"),
         // Lambda's samples use http:// for TCP too; accept tcp:// as well.
-        Protocol::Tcp => uri.strip_prefix("tcp://").or_else(|| uri.strip_prefix("http://")),
+        Protocol::Tcp => uri
+            .strip_prefix("tcp://")
+            .or_else(|| uri.strip_prefix("http://")),
     }
     .ok_or_else(|| format!("destination.URI {uri:?} must start with http://"))?;
     let (authority, path) = match rest.find('/') {
@@ -246,11 +264,16 @@ mod tests {
 
     #[test]
     fn applies_defaults() {
-        let s = req(r#"{"schemaVersion":"2022-12-13","types":["platform","function"],
-            "destination":{"protocol":"HTTP","URI":"http://sandbox.localdomain:8080/lambda"}}"#)
+        let s = req(
+            r#"{"schemaVersion":"2022-12-13","types":["platform","function"],
+            "destination":{"protocol":"HTTP","URI":"http://sandbox.localdomain:8080/lambda"}}"#,
+        )
         .validate(Api::Telemetry)
         .unwrap();
-        assert_eq!((s.max_items, s.max_bytes, s.timeout_ms), (10_000, 262_144, 1_000));
+        assert_eq!(
+            (s.max_items, s.max_bytes, s.timeout_ms),
+            (10_000, 262_144, 1_000)
+        );
         assert_eq!((s.port, s.path.as_str()), (8080, "/lambda"));
         assert!(s.structured_logs());
         let l = req(r#"{"types":["platform"],"destination":{"protocol":"TCP","URI":"http://sandbox.localdomain:4243"}}"#)
@@ -264,18 +287,54 @@ mod tests {
     #[test]
     fn rejects_what_lambda_rejects() {
         let cases = [
-            (r#"{"types":["platform"],"destination":{"protocol":"HTTP","URI":"http://sandbox.localdomain:8080"}}"#, "schemaVersion"),
-            (r#"{"schemaVersion":"2021-01-01","types":["platform"],"destination":{"protocol":"HTTP","URI":"http://sandbox.localdomain:8080"}}"#, "not supported"),
-            (r#"{"schemaVersion":"2022-12-13","types":[],"destination":{"protocol":"HTTP","URI":"http://sandbox.localdomain:8080"}}"#, "types"),
-            (r#"{"schemaVersion":"2022-12-13","types":["metrics"],"destination":{"protocol":"HTTP","URI":"http://sandbox.localdomain:8080"}}"#, "metrics"),
-            (r#"{"schemaVersion":"2022-12-13","types":["platform"],"destination":{"protocol":"HTTP","URI":"http://sandbox.localdomain"}}"#, "no port"),
-            (r#"{"schemaVersion":"2022-12-13","types":["platform"],"destination":{"protocol":"HTTP","URI":"http://example.com:8080"}}"#, "host"),
-            (r#"{"schemaVersion":"2022-12-13","types":["platform"],"destination":{"protocol":"HTTP","URI":"http://sandbox.localdomain:9001"}}"#, "reserved"),
-            (r#"{"schemaVersion":"2022-12-13","types":["platform"],"destination":{"protocol":"UDP","URI":"http://sandbox.localdomain:8080"}}"#, "protocol"),
-            (r#"{"schemaVersion":"2022-12-13","types":["platform"]}"#, "destination"),
-            (r#"{"schemaVersion":"2022-12-13","types":["platform"],"buffering":{"maxItems":999},"destination":{"protocol":"HTTP","URI":"http://sandbox.localdomain:8080"}}"#, "maxItems"),
-            (r#"{"schemaVersion":"2022-12-13","types":["platform"],"buffering":{"maxBytes":2000000},"destination":{"protocol":"HTTP","URI":"http://sandbox.localdomain:8080"}}"#, "maxBytes"),
-            (r#"{"schemaVersion":"2022-12-13","types":["platform"],"buffering":{"timeoutMs":24},"destination":{"protocol":"HTTP","URI":"http://sandbox.localdomain:8080"}}"#, "timeoutMs"),
+            (
+                r#"{"types":["platform"],"destination":{"protocol":"HTTP","URI":"http://sandbox.localdomain:8080"}}"#,
+                "schemaVersion",
+            ),
+            (
+                r#"{"schemaVersion":"2021-01-01","types":["platform"],"destination":{"protocol":"HTTP","URI":"http://sandbox.localdomain:8080"}}"#,
+                "not supported",
+            ),
+            (
+                r#"{"schemaVersion":"2022-12-13","types":[],"destination":{"protocol":"HTTP","URI":"http://sandbox.localdomain:8080"}}"#,
+                "types",
+            ),
+            (
+                r#"{"schemaVersion":"2022-12-13","types":["metrics"],"destination":{"protocol":"HTTP","URI":"http://sandbox.localdomain:8080"}}"#,
+                "metrics",
+            ),
+            (
+                r#"{"schemaVersion":"2022-12-13","types":["platform"],"destination":{"protocol":"HTTP","URI":"http://sandbox.localdomain"}}"#,
+                "no port",
+            ),
+            (
+                r#"{"schemaVersion":"2022-12-13","types":["platform"],"destination":{"protocol":"HTTP","URI":"http://example.com:8080"}}"#,
+                "host",
+            ),
+            (
+                r#"{"schemaVersion":"2022-12-13","types":["platform"],"destination":{"protocol":"HTTP","URI":"http://sandbox.localdomain:9001"}}"#,
+                "reserved",
+            ),
+            (
+                r#"{"schemaVersion":"2022-12-13","types":["platform"],"destination":{"protocol":"UDP","URI":"http://sandbox.localdomain:8080"}}"#,
+                "protocol",
+            ),
+            (
+                r#"{"schemaVersion":"2022-12-13","types":["platform"]}"#,
+                "destination",
+            ),
+            (
+                r#"{"schemaVersion":"2022-12-13","types":["platform"],"buffering":{"maxItems":999},"destination":{"protocol":"HTTP","URI":"http://sandbox.localdomain:8080"}}"#,
+                "maxItems",
+            ),
+            (
+                r#"{"schemaVersion":"2022-12-13","types":["platform"],"buffering":{"maxBytes":2000000},"destination":{"protocol":"HTTP","URI":"http://sandbox.localdomain:8080"}}"#,
+                "maxBytes",
+            ),
+            (
+                r#"{"schemaVersion":"2022-12-13","types":["platform"],"buffering":{"timeoutMs":24},"destination":{"protocol":"HTTP","URI":"http://sandbox.localdomain:8080"}}"#,
+                "timeoutMs",
+            ),
         ];
         for (json, needle) in cases {
             let err = req(json).validate(Api::Telemetry).unwrap_err();
@@ -290,6 +349,9 @@ mod tests {
             "destination":{"protocol":"HTTP","URI":"http://sandbox.localdomain:1"}}"#)
         .validate(Api::Telemetry)
         .unwrap();
-        assert_eq!((s.max_items, s.max_bytes, s.timeout_ms), (1000, 1_048_576, 25));
+        assert_eq!(
+            (s.max_items, s.max_bytes, s.timeout_ms),
+            (1000, 1_048_576, 25)
+        );
     }
 }

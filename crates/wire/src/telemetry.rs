@@ -339,7 +339,10 @@ pub enum Record {
     /// A line an extension wrote.
     ExtensionLog(LogRecord),
     /// A type this version does not know; `record` is kept verbatim.
-    Unknown { kind: String, record: Value },
+    Unknown {
+        kind: String,
+        record: Value,
+    },
 }
 
 impl Record {
@@ -373,7 +376,9 @@ impl Record {
             Record::Function(_) => TelemetryType::Function,
             Record::ExtensionLog(_) => TelemetryType::Extension,
             Record::Unknown { kind, .. } if kind == types::FUNCTION => TelemetryType::Function,
-            Record::Unknown { kind, .. } if kind == types::EXTENSION_LOG => TelemetryType::Extension,
+            Record::Unknown { kind, .. } if kind == types::EXTENSION_LOG => {
+                TelemetryType::Extension
+            }
             _ => TelemetryType::Platform,
         }
     }
@@ -425,7 +430,10 @@ impl Record {
     }
 
     /// Deserializes the record of an event of type `kind` from any deserializer.
-    pub fn deserialize_kind<'de, D: Deserializer<'de>>(kind: &str, d: D) -> Result<Record, D::Error> {
+    pub fn deserialize_kind<'de, D: Deserializer<'de>>(
+        kind: &str,
+        d: D,
+    ) -> Result<Record, D::Error> {
         Ok(match kind {
             types::FUNCTION => Record::Function(Deserialize::deserialize(d)?),
             types::EXTENSION_LOG => Record::ExtensionLog(Deserialize::deserialize(d)?),
@@ -439,7 +447,9 @@ impl Record {
             types::RESTORE_RUNTIME_DONE => Record::RestoreRuntimeDone(Deserialize::deserialize(d)?),
             types::RESTORE_REPORT => Record::RestoreReport(Deserialize::deserialize(d)?),
             types::EXTENSION => Record::Extension(Deserialize::deserialize(d)?),
-            types::TELEMETRY_SUBSCRIPTION => Record::TelemetrySubscription(Deserialize::deserialize(d)?),
+            types::TELEMETRY_SUBSCRIPTION => {
+                Record::TelemetrySubscription(Deserialize::deserialize(d)?)
+            }
             types::LOGS_SUBSCRIPTION => Record::LogsSubscription(Deserialize::deserialize(d)?),
             types::LOGS_DROPPED => Record::LogsDropped(Deserialize::deserialize(d)?),
             types::END => Record::End(Deserialize::deserialize(d)?),
@@ -562,7 +572,9 @@ impl<'de> Visitor<'de> for EventVisitor {
         let kind = kind.ok_or_else(|| de::Error::missing_field("type"))?;
         let record = match (record, early) {
             (Some(r), _) => r,
-            (None, v) => Record::from_value(&kind, v.unwrap_or(Value::Null)).map_err(de::Error::custom)?,
+            (None, v) => {
+                Record::from_value(&kind, v.unwrap_or(Value::Null)).map_err(de::Error::custom)?
+            }
         };
         Ok(Event {
             time: time.unwrap_or_default(),
