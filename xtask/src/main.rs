@@ -1,1 +1,43 @@
-fn main() {}
+//! `cargo xtask`: the project's developer commands (`cargo xtask help`).
+//! Each command lives in its own module; this file only dispatches.
+
+mod setup;
+mod test;
+mod util;
+
+use std::process::ExitCode;
+
+const USAGE: &str = "\
+usage: cargo xtask <command> [args]
+
+commands:
+  setup                  install what the tests need (Python venv with awslambdaric, curl, bash, cargo-nextest)
+  test [nextest args]    setup, build every binary of the workspace, then `cargo nextest run --workspace [args]`
+  help                   this text";
+
+fn main() -> ExitCode {
+    let mut args = std::env::args().skip(1);
+    let command = args.next();
+    let rest: Vec<String> = args.collect();
+    let result = match command.as_deref() {
+        Some("setup") => setup::run(&rest),
+        Some("test") => test::run(&rest),
+        Some("help" | "-h" | "--help") => {
+            println!("{USAGE}");
+            Ok(())
+        }
+        Some(other) => Err(util::Failure::usage(format!(
+            "unknown command `{other}`\n\n{USAGE}"
+        ))),
+        None => Err(util::Failure::usage(USAGE.to_string())),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(failure) => {
+            if !failure.message.is_empty() {
+                eprintln!("xtask: {}", failure.message);
+            }
+            ExitCode::from(failure.code)
+        }
+    }
+}

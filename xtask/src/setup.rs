@@ -1,0 +1,204 @@
+//! `cargo xtask setup`: makes available what the tests' peer programs need —
+//! bash and curl (shell peers), a Python venv at `target/venv` with a pinned
+//! awslambdaric (Python peer), and cargo-nextest. Idempotent, and quick when
+//! everything is already there.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use crate::util::{self, Failure, Result};
+
+/// Pinned so every machine runs the same Runtime Interface Client.
+pub const AWSLAMBDARIC_VERSION: &str = "4.2.2";
+
+pub fn run(args: &[String]) -> Result<()> {
+    if let Some(arg) = args.first() {
+        return Err(Failure::usage(format!(
+            "setup takes no arguments (got `{arg}`)"
+        )));
+    }
+    ensure().map(|_| ())
+}
+
+/// Runs every setup step and returns the venv's Python for the tests.
+pub fn ensure() -> Result<PathBuf> {
+    let mut apt = Apt::default();
+    ensure_tools(&mut apt, &["bash", "curl"])?;
+    let python = ensure_venv(&mut apt)?;
+    ensure_nextest()?;
+    Ok(python)
+}
+
+/// Where the venv's interpreter is; what tests get as `TANDEM_PYTHON`.
+pub fn venv_python() -> PathBuf {
+    venv_dir().join("bin").join("python3")
+}
+
+fn venv_dir() -> PathBuf {
+    util::target_dir().join("venv")
+}
+
+fn ensure_tools(apt: &mut Apt, tools: &[&str]) -> Result<()> {
+    let missing: Vec<&str> = tools
+        .iter()
+        .copied()
+        .filter(|t| util::which(t).is_none())
+        .collect();
+    if !missing.is_empty() {
+        apt.install(
+            &missing,
+            &format!("{} (needed by the shell peers)", missing.join(", ")),
+        )?;
+    }
+    let found: Vec<String> = tools
+        .iter()
+        .map(|t| match util::which(t) {
+            Some(path) => Ok(path.display().to_string()),
+            None => Err(Failure::new(format!(
+                "{t} is still missing after installing it"
+            ))),
+        })
+        .collect::<Result<_>>()?;
+    let state = if missing.is_empty() {
+        "found"
+    } else {
+        "installed"
+    };
+    println!("setup: {state} {}", found.join(", "));
+    Ok(())
+}
+
+fn ensure_venv(apt: &mut Apt) -> Result<PathBuf> {
+    let python = venv_python();
+    let venv = util::display(&venv_dir());
+    if installed_awslambdaric(&python).as_deref() == Some(AWSLAMBDARIC_VERSION) {
+        println!("setup: awslambdaric {AWSLAMBDARIC_VERSION} already in {venv}");
+        return Ok(python);
+    }
+
+    // A venv whose interpreter does not run (moved, or its base Python is gone)
+    // is rebuilt from scratch.
+    let usable = util::probe(&python, ["-c", "import sys"]).is_some();
+    if !usable {
+        let base = base_python(apt)?;
+        let mut create = Command::new(&base);
+        create.args(["-m", "venv", "--clear"]).arg(venv_dir());
+        util::run_status(&mut create, &format!("{base} -m venv {venv}"))?;
+        println!("setup: created {venv} with {base}");
+    }
+
+    let requirement = format!("awslambdaric=={AWSLAMBDARIC_VERSION}");
+    let mut pip = Command::new(&python);
+    pip.args([
+        "-m",
+        "pip",
+        "install",
+        "--quiet",
+        "--disable-pip-version-check",
+        &requirement,
+    ]);
+    util::run_status(&mut pip, &format!("pip install {requirement}"))?;
+    match installed_awslambdaric(&python) {
+        Some(version) if version == AWSLAMBDARIC_VERSION => {
+            println!("setup: installed awslambdaric {AWSLAMBDARIC_VERSION} in {venv}");
+            Ok(python)
+        }
+        other => Err(Failure::new(format!(
+            "awslambdaric is not importable from {} after pip install (found {other:?})",
+            python.display()
+        ))),
+    }
+}
+
+/// The awslambdaric version the venv can import, native client included.
+fn installed_awslambdaric(python: &Path) -> Option<String> {
+    util::probe(
+        python,
+        [
+            "-c",
+            "import importlib.metadata as m, awslambdaric, runtime_client; print(m.version('awslambdaric'))",
+        ],
+    )
+}
+
+/// The interpreter that creates the venv (`TANDEM_BASE_PYTHON`, default
+/// `python3`), checked to have the `venv` and `ensurepip` modules.
+fn base_python(apt: &mut Apt) -> Result<String> {
+    let base = std::env::var("TANDEM_BASE_PYTHON").unwrap_or_else(|_| "python3".to_string());
+    let has_venv = |base: &str| util::probe(base, ["-c", "import venv, ensurepip"]).is_some();
+    if has_venv(&base) {
+        return Ok(base);
+    }
+    if base == "python3" {
+        // Debian ships venv/ensurepip separately from the interpreter.
+        apt.install(&["python3", "python3-venv"], "python3 with its venv module")?;
+        if has_venv(&base) {
+            return Ok(base);
+        }
+    }
+    Err(Failure::new(format!(
+        "`{base} -m venv` is unavailable: install Python 3 with its venv module \
+         (Debian/Ubuntu: `apt-get install python3-venv`), or point TANDEM_BASE_PYTHON at an interpreter that has it"
+    )))
+}
+
+fn ensure_nextest() -> Result<()> {
+    let version = || {
+        let output = util::cargo().args(["nextest", "--version"]).output().ok()?;
+        output.status.success().then(|| {
+            let text = String::from_utf8_lossy(&output.stdout);
+            text.lines().next().unwrap_or_default().trim().to_string()
+        })
+    };
+    if let Some(version) = version() {
+        println!("setup: found {version}");
+        return Ok(());
+    }
+    println!("setup: cargo-nextest is missing; installing it from crates.io (takes a few minutes)");
+    let mut install = util::cargo();
+    install.args(["install", "cargo-nextest", "--locked"]);
+    util::run_status(&mut install, "cargo install cargo-nextest")?;
+    match version() {
+        Some(version) => {
+            println!("setup: installed {version}");
+            Ok(())
+        }
+        None => Err(Failure::new(
+            "cargo-nextest was installed but `cargo nextest` still does not run (is ~/.cargo/bin on PATH?)",
+        )),
+    }
+}
+
+/// Installs Debian packages when that is possible (root, apt-get present),
+/// running `apt-get update` once per xtask run, before the first install.
+#[derive(Default)]
+struct Apt {
+    updated: bool,
+}
+
+impl Apt {
+    fn install(&mut self, packages: &[&str], what: &str) -> Result<()> {
+        let is_root = util::probe("id", ["-u"]).as_deref() == Some("0");
+        if !is_root || util::which("apt-get").is_none() {
+            return Err(Failure::new(format!(
+                "missing {what}: install {} with your package manager",
+                packages.join(" ")
+            )));
+        }
+        if !self.updated {
+            util::run_status(
+                Command::new("apt-get").args(["update", "-qq"]),
+                "apt-get update",
+            )?;
+            self.updated = true;
+        }
+        println!("setup: apt-get install {}", packages.join(" "));
+        util::run_status(
+            Command::new("apt-get")
+                .args(["install", "-y", "-qq", "--no-install-recommends"])
+                .args(packages)
+                .env("DEBIAN_FRONTEND", "noninteractive"),
+            &format!("apt-get install {}", packages.join(" ")),
+        )
+    }
+}
