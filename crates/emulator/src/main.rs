@@ -1,1 +1,6 @@
-fn main() {}
+//! The `tandem-emulator` binary; see [`tandem_emulator::cli`].
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    tandem_emulator::cli::main().await
+}

@@ -274,6 +274,11 @@ impl Reply {
 /// What a lifecycle observer sees (the library API's event log).
 #[derive(Debug, Clone, PartialEq)]
 pub enum Observation {
+    /// A process started (reported by the driver).
+    Spawned {
+        process: String,
+        pid: i32,
+    },
     InitStart {
         phase: tm::Phase,
     },

@@ -1,0 +1,443 @@
+//! driver: the one task that owns an environment. It feeds the lifecycle state
+//! machine with inputs (API calls from the HTTP edge, process exits, timers, telemetry
+//! acknowledgements) and carries out the actions it returns: replies, process starts
+//! and signals, freeze and thaw, timers, records for the telemetry hub.
+//!
+//! Nothing else touches lifecycle state; other tasks only send messages here.
+
+use crate::clock::Clock;
+use crate::config::Config;
+use crate::freeze::Freezer;
+use crate::lifecycle::{
+    Action, ApiCall, Ctx, ExitInfo, Input, InvokeRequest, InvokeResult, Lifecycle, Observation,
+    ProcId, ProcKind, Rejection, Reply, Signal, TimerId, Token,
+};
+use crate::memory::Memory;
+use crate::process::{self, Capture, Spec};
+use crate::telemetry::render::Source;
+use crate::telemetry::{Hub, Msg};
+use std::collections::HashMap;
+use std::os::unix::process::ExitStatusExt;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tandem_wire::Record;
+use tokio::sync::{mpsc, oneshot, Notify};
+
+/// What an invocation's caller gets back.
+#[derive(Debug, Clone, PartialEq)]
+pub struct InvokeOutcome {
+    pub result: InvokeResult,
+    /// The last 4 KB of the invocation's log, when it was asked for.
+    pub log_tail: Option<String>,
+}
+
+pub enum DriverMsg {
+    Api {
+        call: ApiCall,
+        reply: oneshot::Sender<Reply>,
+    },
+    Invoke {
+        request_id: String,
+        request: InvokeRequest,
+        reply: oneshot::Sender<Result<InvokeOutcome, Rejection>>,
+    },
+    Shutdown {
+        done: oneshot::Sender<()>,
+    },
+    Exited {
+        proc: ProcId,
+        status: Option<std::process::ExitStatus>,
+    },
+    TelemetryFlushed {
+        generation: u64,
+    },
+    MemoryExceeded,
+}
+
+/// One lifecycle observation with its time.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Observed {
+    pub at: Instant,
+    pub epoch_ms: u64,
+    pub what: Observation,
+}
+
+/// The observation log shared with the library API.
+#[derive(Default)]
+pub struct Observations {
+    pub log: Mutex<Vec<Observed>>,
+    pub notify: Notify,
+}
+
+struct Proc {
+    pid: i32,
+    capture: Capture,
+    alive: bool,
+}
+
+pub struct Driver {
+    pub lc: Lifecycle,
+    pub cfg: Arc<Config>,
+    pub clock: Clock,
+    pub hub: Hub,
+    pub freezer: Freezer,
+    pub memory: Memory,
+    pub tx: mpsc::UnboundedSender<DriverMsg>,
+    pub observations: Arc<Observations>,
+    pub runtime_env: Vec<(String, String)>,
+    pub extension_env: Vec<(String, String)>,
+    procs: HashMap<ProcKind, Proc>,
+    replies: HashMap<Token, oneshot::Sender<Reply>>,
+    invokes: HashMap<Token, oneshot::Sender<Result<InvokeOutcome, Rejection>>>,
+    timers: HashMap<TimerId, Instant>,
+    shutdown_waiters: Vec<oneshot::Sender<()>>,
+    next_token: Token,
+    done: bool,
+}
+
+impl Driver {
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        lc: Lifecycle,
+        cfg: Arc<Config>,
+        clock: Clock,
+        hub: Hub,
+        freezer: Freezer,
+        memory: Memory,
+        tx: mpsc::UnboundedSender<DriverMsg>,
+        observations: Arc<Observations>,
+        runtime_env: Vec<(String, String)>,
+        extension_env: Vec<(String, String)>,
+    ) -> Self {
+        Self {
+            lc,
+            cfg,
+            clock,
+            hub,
+            freezer,
+            memory,
+            tx,
+            observations,
+            runtime_env,
+            extension_env,
+            procs: HashMap::new(),
+            replies: HashMap::new(),
+            invokes: HashMap::new(),
+            timers: HashMap::new(),
+            shutdown_waiters: Vec::new(),
+            next_token: 1,
+            done: false,
+        }
+    }
+
+    /// Runs until the environment is shut down, or until `alive` reports that the
+    /// owner is gone (then every process is killed).
+    pub async fn run(
+        mut self,
+        mut rx: mpsc::UnboundedReceiver<DriverMsg>,
+        mut alive: oneshot::Receiver<()>,
+    ) {
+        self.input(Input::Start).await;
+        while !self.done {
+            let next_timer = self
+                .timers
+                .iter()
+                .min_by_key(|(_, at)| **at)
+                .map(|(id, at)| (*id, *at));
+            let sleep = async {
+                match next_timer {
+                    Some((_, at)) => tokio::time::sleep_until(at.into()).await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                biased;
+                msg = rx.recv() => match msg {
+                    Some(msg) => self.on_msg(msg).await,
+                    None => break,
+                },
+                _ = sleep => {
+                    if let Some((id, _)) = next_timer {
+                        self.timers.remove(&id);
+                        self.input(Input::Timer(id)).await;
+                    }
+                }
+                _ = &mut alive => break,
+            }
+        }
+    }
+
+    async fn on_msg(&mut self, msg: DriverMsg) {
+        match msg {
+            DriverMsg::Api { call, reply } => {
+                let token = self.token();
+                self.replies.insert(token, reply);
+                self.input(Input::Api { token, call }).await;
+            }
+            DriverMsg::Invoke {
+                request_id,
+                request,
+                reply,
+            } => {
+                let token = self.token();
+                self.invokes.insert(token, reply);
+                self.input(Input::Invoke {
+                    token,
+                    request_id,
+                    request,
+                })
+                .await;
+            }
+            DriverMsg::Shutdown { done } => {
+                self.shutdown_waiters.push(done);
+                self.input(Input::Shutdown).await;
+            }
+            DriverMsg::Exited { proc, status } => {
+                if proc.generation == self.lc.generation() {
+                    if let Some(p) = self.procs.get_mut(&proc.kind) {
+                        p.alive = false;
+                        self.memory.untrack(p.pid);
+                    }
+                }
+                let signal = status.and_then(|s| s.signal());
+                let exit = ExitInfo {
+                    code: status.and_then(|s| s.code()),
+                    signal,
+                    oom: signal == Some(libc::SIGKILL) && self.memory.take_oom(),
+                };
+                self.input(Input::Exited { proc, exit }).await;
+            }
+            DriverMsg::TelemetryFlushed { generation } => {
+                self.input(Input::TelemetryFlushed { generation }).await
+            }
+            DriverMsg::MemoryExceeded => {
+                // Without a cgroup, the sampler saw the limit passed: the environment
+                // is killed as the kernel would; the exits carry the OOM.
+                for p in self.procs.values().filter(|p| p.alive) {
+                    process::signal_group(p.pid, libc::SIGKILL);
+                }
+            }
+        }
+    }
+
+    fn token(&mut self) -> Token {
+        self.next_token += 1;
+        self.next_token
+    }
+
+    async fn input(&mut self, input: Input) {
+        let mut queue = vec![input];
+        while let Some(input) = queue.pop() {
+            let ctx = Ctx {
+                now: Instant::now(),
+                memory_peak_mb: self.memory.peak_mb(),
+            };
+            let actions = self.lc.handle(ctx, input);
+            for action in actions {
+                if let Some(more) = self.execute(action).await {
+                    queue.push(more);
+                }
+            }
+        }
+    }
+
+    fn observe(&self, what: Observation) {
+        let now = Instant::now();
+        if let Ok(mut log) = self.observations.log.lock() {
+            log.push(Observed {
+                at: now,
+                epoch_ms: self.clock.epoch_ms(now),
+                what,
+            });
+        }
+        self.observations.notify.notify_waiters();
+    }
+
+    fn live_pgids(&self) -> Vec<i32> {
+        self.procs
+            .values()
+            .filter(|p| p.alive)
+            .map(|p| p.pid)
+            .collect()
+    }
+
+    /// Carries out one action; returns an input it caused (a failed spawn).
+    async fn execute(&mut self, action: Action) -> Option<Input> {
+        match action {
+            Action::Reply { token, reply } => {
+                if let Some(tx) = self.replies.remove(&token) {
+                    let _ = tx.send(reply);
+                }
+            }
+            Action::Spawn { proc } => return self.spawn(proc),
+            Action::Signal { proc, signal } => {
+                if proc.generation == self.lc.generation() {
+                    if let Some(p) = self.procs.get(&proc.kind).filter(|p| p.alive) {
+                        let sig = match signal {
+                            Signal::Term => libc::SIGTERM,
+                            Signal::Kill => libc::SIGKILL,
+                        };
+                        process::signal_group(p.pid, sig);
+                    }
+                }
+            }
+            Action::Freeze => {
+                let pg = self.live_pgids();
+                self.freezer.freeze(&pg);
+                self.hub.send(Msg::Freeze(true));
+            }
+            Action::Thaw => {
+                let pg = self.live_pgids();
+                self.freezer.thaw(&pg);
+                self.hub.send(Msg::Freeze(false));
+            }
+            Action::Timer { id, at } => {
+                self.timers.insert(id, at);
+            }
+            Action::Emit(event) => {
+                if !matches!(event.record, Record::Start(_) | Record::InitStart(_)) {
+                    // What the processes wrote before this record goes before it.
+                    for p in self.procs.values() {
+                        p.capture.sync().await;
+                    }
+                }
+                self.hub.send(Msg::Platform(event));
+            }
+            Action::Subscribe {
+                extension,
+                subscription,
+            } => self.hub.send(Msg::Subscribe {
+                extension,
+                subscription,
+            }),
+            Action::InvokeResult { token, result } => {
+                if let Some(tx) = self.invokes.remove(&token) {
+                    if result.want_tail {
+                        let (ack, rx) = oneshot::channel();
+                        self.hub.send(Msg::Tail {
+                            request_id: result.request_id.clone(),
+                            ack,
+                        });
+                        tokio::spawn(async move {
+                            let tail = tokio::time::timeout(Duration::from_secs(60), rx)
+                                .await
+                                .ok()
+                                .and_then(Result::ok);
+                            let _ = tx.send(Ok(InvokeOutcome {
+                                result,
+                                log_tail: tail,
+                            }));
+                        });
+                    } else {
+                        let _ = tx.send(Ok(InvokeOutcome {
+                            result,
+                            log_tail: None,
+                        }));
+                    }
+                }
+            }
+            Action::Rejected { token, rejection } => {
+                if let Some(tx) = self.invokes.remove(&token) {
+                    let _ = tx.send(Err(rejection));
+                }
+            }
+            Action::FlushTelemetry {
+                generation,
+                deadline,
+            } => {
+                let hub = self.hub.clone();
+                let tx = self.tx.clone();
+                tokio::spawn(async move {
+                    hub.flush(deadline).await;
+                    let _ = tx.send(DriverMsg::TelemetryFlushed { generation });
+                });
+            }
+            Action::ResetMemoryPeak => {
+                self.memory.reset_peak();
+                self.procs.clear();
+                self.hub.send(Msg::NewGeneration);
+            }
+            Action::Observe(o) => self.observe(o),
+            Action::ShutdownComplete => {
+                for p in self.procs.values() {
+                    p.capture.sync().await;
+                }
+                for w in self.shutdown_waiters.drain(..) {
+                    let _ = w.send(());
+                }
+                self.done = true;
+            }
+        }
+        None
+    }
+
+    fn spawn(&mut self, proc: ProcId) -> Option<Input> {
+        let (spec, source, name) = match proc.kind {
+            ProcKind::Runtime => {
+                let argv = self.cfg.runtime_argv();
+                let (program, args) = argv.split_first()?;
+                let spec = Spec {
+                    program: program.into(),
+                    args: args.to_vec(),
+                    env: self.runtime_env.clone(),
+                    cwd: Some(self.cfg.task_root()),
+                };
+                (spec, Source::Function, "runtime".to_owned())
+            }
+            ProcKind::Extension(i) => {
+                let path = self.cfg.extensions.get(i)?.clone();
+                let spec = Spec {
+                    program: path,
+                    args: Vec::new(),
+                    env: self.extension_env.clone(),
+                    cwd: Some(self.cfg.task_root()),
+                };
+                (spec, Source::Extension, self.lc.process_name(proc.kind))
+            }
+        };
+        let cgroups: Vec<_> = [self.memory.procs_file(), self.freezer.procs_file()]
+            .into_iter()
+            .flatten()
+            .collect();
+        match process::spawn(&spec, source, &self.hub, self.clock, &cgroups) {
+            Ok(started) => {
+                let pid = started.pid;
+                self.memory.track(pid);
+                self.procs.insert(
+                    proc.kind,
+                    Proc {
+                        pid,
+                        capture: started.capture,
+                        alive: true,
+                    },
+                );
+                let tx = self.tx.clone();
+                let mut child = started.child;
+                tokio::spawn(async move {
+                    let status = child.wait().await.ok();
+                    let _ = tx.send(DriverMsg::Exited { proc, status });
+                });
+                self.observe(Observation::Spawned { process: name, pid });
+                None
+            }
+            Err(e) => Some(Input::SpawnFailed {
+                proc,
+                error: format!("cannot start {}: {e}", spec.program.display()),
+            }),
+        }
+    }
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        // The owner went away without a shutdown (a test panicked, Ctrl-C): no process
+        // of the environment may outlive it.
+        let pg = self.live_pgids();
+        if !pg.is_empty() {
+            self.freezer.thaw(&pg);
+            for g in pg {
+                process::signal_group(g, libc::SIGKILL);
+            }
+        }
+    }
+}

@@ -1,0 +1,172 @@
+//! invoke_api: the emulator's front door, Lambda's Invoke API (2015-03-31) on
+//! `--listen`: `POST /2015-03-31/functions/{name}/invocations` (RIE's path with the
+//! name `function` too), synchronous (`RequestResponse`), asynchronous (`Event`) and
+//! `DryRun` invocations, client context, trace header, and the log tail.
+
+use crate::environment::Environment;
+use crate::lifecycle::{InvokeRequest, Rejection};
+use base64::Engine;
+use bytes::Bytes;
+use http::{Method, Request, Response, StatusCode};
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+use std::convert::Infallible;
+use std::sync::Arc;
+use tandem_wire::error::types as et;
+use tandem_wire::runtime::MAX_REQUEST_BYTES;
+use tandem_wire::{headers, paths};
+use tokio::net::TcpListener;
+
+/// Serves invocations until the listener fails or the task is dropped.
+pub async fn serve(listener: TcpListener, env: Arc<Environment>) {
+    loop {
+        let Ok((stream, _)) = listener.accept().await else {
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+            continue;
+        };
+        let _ = stream.set_nodelay(true);
+        let env = env.clone();
+        tokio::spawn(async move {
+            let service = service_fn(move |req| handle(req, env.clone()));
+            let _ = http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), service)
+                .await;
+        });
+    }
+}
+
+fn error(status: StatusCode, kind: &str, message: &str) -> Response<Full<Bytes>> {
+    let body = serde_json::json!({ "Type": "User", "Message": message }).to_string();
+    Response::builder()
+        .status(status)
+        .header("Content-Type", "application/json")
+        .header(headers::INVOKE_ERROR_TYPE, kind)
+        .body(Full::new(Bytes::from(body)))
+        .unwrap_or_else(|_| Response::new(Full::new(Bytes::new())))
+}
+
+async fn handle(
+    req: Request<Incoming>,
+    env: Arc<Environment>,
+) -> Result<Response<Full<Bytes>>, Infallible> {
+    let cfg = env.config();
+    let Some(name) = paths::parse_invoke_path(req.uri().path()) else {
+        return Ok(error(
+            StatusCode::NOT_FOUND,
+            et::RESOURCE_NOT_FOUND,
+            &format!("No such endpoint: {}", req.uri().path()),
+        ));
+    };
+    let known = name == "function"
+        || name == cfg.function_name
+        || name.ends_with(&format!(":function:{}", cfg.function_name));
+    if !known {
+        return Ok(error(
+            StatusCode::NOT_FOUND,
+            et::RESOURCE_NOT_FOUND,
+            &format!("Function not found: {name}"),
+        ));
+    }
+    if req.method() != Method::POST {
+        return Ok(error(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "MethodNotAllowed",
+            "Use POST",
+        ));
+    }
+    let h = req.headers().clone();
+    let get = |k: &str| h.get(k).and_then(|v| v.to_str().ok()).map(str::to_owned);
+    let client_context = match get(headers::INVOKE_CLIENT_CONTEXT) {
+        None => None,
+        Some(b64) => match base64::engine::general_purpose::STANDARD.decode(b64.trim()) {
+            Ok(raw) => Some(String::from_utf8_lossy(&raw).into_owned()),
+            Err(_) => {
+                return Ok(error(
+                    StatusCode::BAD_REQUEST,
+                    et::INVALID_REQUEST_CONTENT,
+                    "X-Amz-Client-Context must be base64-encoded JSON",
+                ))
+            }
+        },
+    };
+    let payload = match Limited::new(req.into_body(), MAX_REQUEST_BYTES).collect().await {
+        Ok(b) => b.to_bytes(),
+        Err(_) => {
+            return Ok(error(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                et::REQUEST_TOO_LARGE,
+                &format!("Request must be smaller than {MAX_REQUEST_BYTES} bytes for the InvokeFunction operation"),
+            ))
+        }
+    };
+    let request = InvokeRequest {
+        payload,
+        client_context,
+        cognito_identity: None,
+        trace_id: get(headers::INVOKE_TRACE_ID),
+        want_tail: get(headers::INVOKE_LOG_TYPE).is_some_and(|v| v.eq_ignore_ascii_case("tail")),
+    };
+    match get("X-Amz-Invocation-Type").as_deref() {
+        Some("DryRun") => {
+            return Ok(Response::builder()
+                .status(204)
+                .body(Full::new(Bytes::new()))
+                .unwrap_or_else(|_| Response::new(Full::new(Bytes::new()))))
+        }
+        Some("Event") => {
+            let rx = env.invoke_detached(InvokeRequest {
+                want_tail: false,
+                ..request
+            });
+            // The result of an asynchronous invocation goes nowhere, as without a destination.
+            tokio::spawn(async move {
+                let _ = rx.await;
+            });
+            return Ok(Response::builder()
+                .status(202)
+                .body(Full::new(Bytes::new()))
+                .unwrap_or_else(|_| Response::new(Full::new(Bytes::new()))));
+        }
+        _ => {}
+    }
+    let outcome = match env.invoke_with(request).await {
+        Ok(o) => o,
+        Err(crate::Error::Rejected(Rejection::TooManyRequests)) => {
+            return Ok(error(
+                StatusCode::TOO_MANY_REQUESTS,
+                et::TOO_MANY_REQUESTS,
+                "Rate Exceeded.",
+            ))
+        }
+        Err(e) => {
+            return Ok(error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                et::SERVICE_EXCEPTION,
+                &e.to_string(),
+            ))
+        }
+    };
+    let r = &outcome.result;
+    let mut b = Response::builder()
+        .status(200)
+        .header("Content-Type", "application/json")
+        .header(
+            headers::INVOKE_EXECUTED_VERSION,
+            cfg.function_version.as_str(),
+        )
+        .header(headers::INVOKE_REQUEST_ID, r.request_id.as_str());
+    if let Some(fe) = &r.function_error {
+        b = b.header(headers::INVOKE_FUNCTION_ERROR, fe.as_str());
+    }
+    if let Some(tail) = &outcome.log_tail {
+        b = b.header(
+            headers::INVOKE_LOG_RESULT,
+            base64::engine::general_purpose::STANDARD.encode(tail),
+        );
+    }
+    Ok(b.body(Full::new(r.payload.clone()))
+        .unwrap_or_else(|_| Response::new(Full::new(Bytes::new()))))
+}

@@ -1,0 +1,102 @@
+//! telemetry::console: the CloudWatch-style lines (START, END, REPORT, INIT_REPORT,
+//! timeouts) that the emulator prints next to the function's own output. Pure
+//! formatting; where the lines go is the hub's business.
+
+use std::fmt::Write;
+use tandem_wire::telemetry::{Phase, Record, Status};
+use tandem_wire::Event;
+
+/// The console lines Lambda writes for a platform event, in order.
+pub fn platform_lines(event: &Event, timeout_secs: f64) -> Vec<String> {
+    let mut out = Vec::new();
+    match &event.record {
+        Record::InitStart(s) => out.push(format!("INIT_START Phase: {}", s.phase)),
+        Record::InitReport(r) if r.status != Status::Success || r.phase == Some(Phase::Invoke) => {
+            let mut line = String::from("INIT_REPORT");
+            if let Some(m) = r.metrics {
+                let _ = write!(line, " Init Duration: {:.2} ms", m.duration_ms);
+            }
+            if let Some(p) = &r.phase {
+                let _ = write!(line, "\tPhase: {p}");
+            }
+            let _ = write!(line, "\tStatus: {}", r.status);
+            if let Some(e) = &r.error_type {
+                let _ = write!(line, "\tError Type: {e}");
+            }
+            out.push(line);
+        }
+        Record::Start(s) => out.push(format!(
+            "START RequestId: {} Version: {}",
+            s.request_id,
+            s.version.as_deref().unwrap_or("$LATEST")
+        )),
+        Record::RuntimeDone(r) if r.status == Status::Timeout => out.push(format!(
+            "{} {} Task timed out after {timeout_secs:.2} seconds",
+            event.time, r.request_id
+        )),
+        Record::RuntimeDone(r) => {
+            if let Some(e) = r
+                .error_type
+                .as_deref()
+                .filter(|e| e.starts_with("Runtime.") || e.starts_with("Extension."))
+            {
+                out.push(format!("RequestId: {} Error: {e}", r.request_id));
+            }
+        }
+        Record::Report(r) => {
+            out.push(format!("END RequestId: {}", r.request_id));
+            let m = &r.metrics;
+            let mut line = format!(
+                "REPORT RequestId: {}\tDuration: {:.2} ms\tBilled Duration: {} ms\tMemory Size: {} MB\tMax Memory Used: {} MB",
+                r.request_id, m.duration_ms, m.billed_duration_ms, m.memory_size_mb, m.max_memory_used_mb
+            );
+            if let Some(i) = m.init_duration_ms {
+                let _ = write!(line, "\tInit Duration: {i:.2} ms");
+            }
+            if let Some(s) = r.status.as_ref().filter(|s| **s != Status::Success) {
+                let _ = write!(line, "\tStatus: {s}");
+                if let Some(e) = &r.error_type {
+                    let _ = write!(line, "\tError Type: {e}");
+                }
+            }
+            out.push(line);
+        }
+        _ => {}
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tandem_wire::telemetry::{Report, ReportMetrics};
+
+    #[test]
+    fn report_lines_read_like_cloudwatch() {
+        let e = Event::new(
+            "2024-01-01T00:00:00.000Z".into(),
+            Record::Report(Report {
+                request_id: "r1".into(),
+                status: Some(Status::Timeout),
+                error_type: Some("Sandbox.Timedout".into()),
+                metrics: ReportMetrics {
+                    duration_ms: 3000.456,
+                    billed_duration_ms: 3001,
+                    memory_size_mb: 128,
+                    max_memory_used_mb: 31,
+                    init_duration_ms: Some(12.3),
+                    restore_duration_ms: None,
+                    billed_restore_duration_ms: None,
+                },
+                spans: None,
+                tracing: None,
+            }),
+        );
+        let lines = platform_lines(&e, 3.0);
+        assert_eq!(lines[0], "END RequestId: r1");
+        assert_eq!(
+            lines[1],
+            "REPORT RequestId: r1\tDuration: 3000.46 ms\tBilled Duration: 3001 ms\tMemory Size: 128 MB\tMax Memory Used: 31 MB\tInit Duration: 12.30 ms\tStatus: timeout\tError Type: Sandbox.Timedout"
+        );
+    }
+}
