@@ -284,17 +284,25 @@ impl Driver {
             Action::Freeze => {
                 let pg = self.live_pgids();
                 self.freezer.freeze(&pg);
+                self.memory.pause(true);
                 self.hub.send(Msg::Freeze(true));
             }
             Action::Thaw => {
                 let pg = self.live_pgids();
                 self.freezer.thaw(&pg);
+                self.memory.pause(false);
                 self.hub.send(Msg::Freeze(false));
             }
             Action::Timer { id, at } => {
                 self.timers.insert(id, at);
             }
-            Action::Emit(event) => {
+            Action::Emit(mut event) => {
+                if let Record::Report(r) = &mut event.record {
+                    // The periodic sampler may not have run during a short invocation.
+                    self.memory.sample_now();
+                    r.metrics.max_memory_used_mb =
+                        r.metrics.max_memory_used_mb.max(self.memory.peak_mb());
+                }
                 if !matches!(event.record, Record::Start(_) | Record::InitStart(_)) {
                     // What the processes wrote before this record goes before it.
                     for p in self.procs.values() {

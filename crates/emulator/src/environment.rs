@@ -120,9 +120,9 @@ impl Environment {
         let stream = log_stream_name(&cfg.function_version);
         let runtime_env = cfg.function_env(&api, &stream);
         let extension_env = cfg.extension_env(&api, &stream);
-        if cfg.enforce_memory {
+        {
             let tx = tx.clone();
-            memory.start_sampler(move || {
+            memory.start_sampler(cfg.enforce_memory, move || {
                 let _ = tx.send(DriverMsg::MemoryExceeded);
             });
         }

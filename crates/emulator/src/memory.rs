@@ -1,9 +1,12 @@
 //! memory: the environment's memory limit and its measurement.
 //!
 //! Owns the choice of method and says which one measured: a cgroup v1 `memory`
-//! controller when one can be created (the kernel enforces the limit and keeps the
-//! peak, as in Lambda's microVMs), else sampling the resident set of every process of
-//! the environment every few milliseconds and killing them all past the limit.
+//! controller when one can be created (the kernel enforces the limit, kills past it and
+//! keeps the peak of what it charged, as in Lambda's microVMs), else sampling, which
+//! then also enforces the limit. The resident sets of the environment's process trees
+//! are sampled in both cases: a cgroup does not charge pages that were already cached
+//! (a binary's text), which a fresh microVM would count, so the peak reported is the
+//! larger of the two.
 
 use std::ffi::CString;
 use std::path::{Path, PathBuf};
@@ -12,7 +15,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 const CGROUP_MEMORY_ROOT: &str = "/sys/fs/cgroup/memory";
-const SAMPLE_EVERY: Duration = Duration::from_millis(5);
+const SAMPLE_EVERY: Duration = Duration::from_millis(10);
 const MIB: u64 = 1024 * 1024;
 
 /// How memory is measured and limited.
@@ -26,7 +29,7 @@ impl std::fmt::Display for Method {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(match self {
             Method::Cgroup => "cgroup v1 memory controller",
-            Method::RssSampling => "RSS sampling every 5 ms",
+            Method::RssSampling => "RSS sampling every 10 ms",
         })
     }
 }
@@ -34,10 +37,11 @@ impl std::fmt::Display for Method {
 pub struct Memory {
     limit_bytes: u64,
     cgroup: Option<PathBuf>,
-    /// Sampling state: the environment's process groups, the peak and the alarm.
+    /// Sampling state: the environment's processes, the peak and the alarm.
     pgids: Arc<Mutex<Vec<i32>>>,
     peak: Arc<AtomicU64>,
     exceeded: Arc<AtomicBool>,
+    paused: Arc<AtomicBool>,
     oom_seen: u64,
 }
 
@@ -52,6 +56,7 @@ impl Memory {
             pgids: Arc::default(),
             peak: Arc::default(),
             exceeded: Arc::default(),
+            paused: Arc::default(),
             oom_seen: 0,
         }
     }
@@ -74,7 +79,7 @@ impl Memory {
         self.cgroup.as_deref()
     }
 
-    /// Tracks a process group for sampling.
+    /// Tracks a process (and its descendants) for sampling.
     pub fn track(&self, pgid: i32) {
         if let Ok(mut p) = self.pgids.lock() {
             p.push(pgid);
@@ -89,21 +94,35 @@ impl Memory {
 
     /// Peak memory of the environment since the last reset, in MB (rounded to nearest).
     pub fn peak_mb(&self) -> u64 {
-        let bytes = match &self.cgroup {
-            Some(dir) => read_u64(&dir.join("memory.max_usage_in_bytes")).unwrap_or(0),
-            None => self.peak.load(Ordering::Relaxed),
-        };
-        (bytes + MIB / 2) / MIB
+        let charged = self
+            .cgroup
+            .as_ref()
+            .and_then(|dir| read_u64(&dir.join("memory.max_usage_in_bytes")))
+            .unwrap_or(0);
+        let resident = self.peak.load(Ordering::Relaxed);
+        (charged.max(resident) + MIB / 2) / MIB
+    }
+
+    /// Samples the resident sets now (a report is about to be written).
+    pub fn sample_now(&self) {
+        let roots = self.pgids.lock().map(|g| g.clone()).unwrap_or_default();
+        if !roots.is_empty() {
+            self.peak
+                .fetch_max(rss_of_trees(&roots, page_size()), Ordering::Relaxed);
+        }
+    }
+
+    /// Stops sampling while the environment is frozen (nothing can change).
+    pub fn pause(&self, on: bool) {
+        self.paused.store(on, Ordering::Relaxed);
     }
 
     /// A new environment instance begins: its peak starts from now.
     pub fn reset_peak(&mut self) {
-        match &self.cgroup {
-            Some(dir) => {
-                let _ = std::fs::write(dir.join("memory.max_usage_in_bytes"), "0");
-            }
-            None => self.peak.store(0, Ordering::Relaxed),
+        if let Some(dir) = &self.cgroup {
+            let _ = std::fs::write(dir.join("memory.max_usage_in_bytes"), "0");
         }
+        self.peak.store(0, Ordering::Relaxed);
         self.exceeded.store(false, Ordering::Relaxed);
     }
 
@@ -128,34 +147,36 @@ impl Memory {
         }
     }
 
-    /// Starts the sampler (only without a cgroup). `on_exceeded` is called once per
-    /// breach, after which the caller kills the environment.
-    pub fn start_sampler(&self, on_exceeded: impl Fn() + Send + 'static) {
-        if self.cgroup.is_some() {
-            return;
-        }
-        let (pgids, peak, exceeded, limit) = (
+    /// Starts the sampler. Without a cgroup and with `enforce`, `on_exceeded` is
+    /// called once per breach, after which the caller kills the environment.
+    pub fn start_sampler(&self, enforce: bool, on_exceeded: impl Fn() + Send + 'static) {
+        let enforce = enforce && self.cgroup.is_none();
+        let (pgids, peak, exceeded, paused) = (
             self.pgids.clone(),
             self.peak.clone(),
             self.exceeded.clone(),
-            self.limit_bytes,
+            self.paused.clone(),
         );
+        let limit = self.limit_bytes;
         let page = page_size();
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(SAMPLE_EVERY);
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
             loop {
                 tick.tick().await;
-                let groups = match pgids.lock() {
+                if paused.load(Ordering::Relaxed) {
+                    continue;
+                }
+                let roots = match pgids.lock() {
                     Ok(g) => g.clone(),
                     Err(_) => return,
                 };
-                if groups.is_empty() {
+                if roots.is_empty() {
                     continue;
                 }
-                let used = rss_of_groups(&groups, page);
+                let used = rss_of_trees(&roots, page);
                 peak.fetch_max(used, Ordering::Relaxed);
-                if used > limit && !exceeded.swap(true, Ordering::Relaxed) {
+                if enforce && used > limit && !exceeded.swap(true, Ordering::Relaxed) {
                     on_exceeded();
                 }
             }
@@ -230,22 +251,11 @@ fn page_size() -> u64 {
     }
 }
 
-/// Sum of the resident sets of every process in `groups` (children included).
-fn rss_of_groups(groups: &[i32], page: u64) -> u64 {
-    let Ok(entries) = std::fs::read_dir("/proc") else {
-        return 0;
-    };
+/// Sum of the resident sets of the processes `roots` and their descendants.
+fn rss_of_trees(roots: &[i32], page: u64) -> u64 {
     let mut total = 0;
-    for e in entries.flatten() {
-        let name = e.file_name();
-        let Some(pid) = name.to_str().and_then(|s| s.parse::<i32>().ok()) else {
-            continue;
-        };
-        // SAFETY: getpgid only reads the process table.
-        let pgid = unsafe { libc::getpgid(pid) };
-        if !groups.contains(&pgid) {
-            continue;
-        }
+    let mut stack: Vec<(i32, u8)> = roots.iter().map(|&p| (p, 0)).collect();
+    while let Some((pid, depth)) = stack.pop() {
         if let Ok(statm) = std::fs::read_to_string(format!("/proc/{pid}/statm")) {
             if let Some(rss) = statm
                 .split_whitespace()
@@ -253,6 +263,23 @@ fn rss_of_groups(groups: &[i32], page: u64) -> u64 {
                 .and_then(|v| v.parse::<u64>().ok())
             {
                 total += rss * page;
+            }
+        }
+        // Wrapper scripts and shells start children; bounded depth keeps a fork bomb cheap.
+        if depth >= 8 {
+            continue;
+        }
+        let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+            continue;
+        };
+        for t in tasks.flatten() {
+            if let Ok(children) = std::fs::read_to_string(t.path().join("children")) {
+                stack.extend(
+                    children
+                        .split_whitespace()
+                        .filter_map(|c| c.parse().ok())
+                        .map(|c| (c, depth + 1)),
+                );
             }
         }
     }
@@ -265,9 +292,7 @@ mod tests {
 
     #[test]
     fn sampling_sees_this_process() {
-        // SAFETY: getpgid(0) reads our own process group.
-        let me = unsafe { libc::getpgid(0) };
-        assert!(rss_of_groups(&[me], page_size()) > MIB);
+        assert!(rss_of_trees(&[std::process::id() as i32], page_size()) > MIB);
     }
 
     #[test]

@@ -131,7 +131,7 @@ impl Buffer {
             events.push(p.json);
         }
         let dropped =
-            (self.dropped_records > 0).then(|| (self.dropped_records, self.dropped_bytes));
+            (self.dropped_records > 0).then_some((self.dropped_records, self.dropped_bytes));
         self.dropped_records = 0;
         self.dropped_bytes = 0;
         Some(Batch { events, dropped })

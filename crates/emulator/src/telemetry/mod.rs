@@ -156,7 +156,7 @@ struct Sub {
 }
 
 enum ReplayItem {
-    Platform(Event),
+    Platform(Box<Event>),
     Line(Line),
 }
 
@@ -326,7 +326,7 @@ impl HubTask {
             };
             push_all(&sub.shared, rendered, now);
         }
-        self.remember(ReplayItem::Platform(event));
+        self.remember(ReplayItem::Platform(Box::new(event)));
     }
 
     fn on_line(&mut self, line: Line, out: &mut Box<dyn Write + Send>) {
