@@ -48,10 +48,7 @@ pub async fn serve(listener: TcpListener, driver: mpsc::UnboundedSender<DriverMs
         tokio::spawn(async move {
             let service = service_fn(move |req| handle(req, driver.clone()));
             // A runtime or extension that drops its connection ends only its own requests.
-            let _ = http1::Builder::new()
-                .keep_alive(true)
-                .serve_connection(TokioIo::new(stream), service)
-                .await;
+            let _ = http1::Builder::new().keep_alive(true).serve_connection(TokioIo::new(stream), service).await;
         });
     }
 }
@@ -62,8 +59,7 @@ fn header(h: &HeaderMap, name: &str) -> Option<String> {
 
 fn reply_to_response(r: Reply) -> Response<Full<Bytes>> {
     let mut resp = Response::new(Full::new(r.body));
-    *resp.status_mut() =
-        StatusCode::from_u16(r.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    *resp.status_mut() = StatusCode::from_u16(r.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     for (k, v) in r.headers {
         if let Ok(v) = http::HeaderValue::from_str(&v) {
             resp.headers_mut().insert(k, v);
@@ -88,11 +84,7 @@ async fn call(driver: &mpsc::UnboundedSender<DriverMsg>, call: ApiCall) -> Respo
     }
     match rx.await {
         Ok(r) => reply_to_response(r),
-        Err(_) => error(
-            500,
-            et::INTERNAL_SERVER_ERROR,
-            "The environment ended before answering",
-        ),
+        Err(_) => error(500, et::INTERNAL_SERVER_ERROR, "The environment ended before answering"),
     }
 }
 
@@ -124,134 +116,88 @@ async fn handle(
     let resp = if let Some(p) = paths::parse_invocation_path(&path) {
         match (m, p) {
             (&Method::GET, InvocationPath::Next) => call(&driver, ApiCall::RuntimeNext).await,
-            (&Method::POST, InvocationPath::Response(id)) => {
-                runtime_response(id, h, body, arrived, &driver).await
-            }
-            (&Method::POST, InvocationPath::Error(id)) => {
-                match read_body(body, MAX_SMALL_BODY).await {
-                    Ok(b) => {
-                        let c = ApiCall::RuntimeError {
-                            request_id: id.to_owned(),
-                            error_type: header(h, headers::RUNTIME_FUNCTION_ERROR_TYPE),
-                            body: b,
-                            xray_cause: header(h, headers::RUNTIME_XRAY_ERROR_CAUSE),
-                            received: arrived,
-                        };
-                        call(&driver, c).await
-                    }
-                    Err(n) => error(
-                        413,
-                        et::REQUEST_ENTITY_TOO_LARGE,
-                        format!("Error body of {n} bytes exceeds {MAX_SMALL_BODY} bytes"),
-                    ),
+            (&Method::POST, InvocationPath::Response(id)) => runtime_response(id, h, body, arrived, &driver).await,
+            (&Method::POST, InvocationPath::Error(id)) => match read_body(body, MAX_SMALL_BODY).await {
+                Ok(b) => {
+                    let c = ApiCall::RuntimeError {
+                        request_id: id.to_owned(),
+                        error_type: header(h, headers::RUNTIME_FUNCTION_ERROR_TYPE),
+                        body: b,
+                        xray_cause: header(h, headers::RUNTIME_XRAY_ERROR_CAUSE),
+                        received: arrived,
+                    };
+                    call(&driver, c).await
                 }
-            }
-            _ => error(
-                405,
-                "MethodNotAllowed",
-                format!("{m} is not allowed on {path}"),
-            ),
+                Err(n) => error(
+                    413,
+                    et::REQUEST_ENTITY_TOO_LARGE,
+                    format!("Error body of {n} bytes exceeds {MAX_SMALL_BODY} bytes"),
+                ),
+            },
+            _ => error(405, "MethodNotAllowed", format!("{m} is not allowed on {path}")),
         }
     } else {
         match (m, path.as_str()) {
-            (&Method::POST, paths::RUNTIME_INIT_ERROR) => {
-                match read_body(body, MAX_SMALL_BODY).await {
-                    Ok(b) => {
-                        call(
-                            &driver,
-                            ApiCall::RuntimeInitError {
-                                error_type: header(h, headers::RUNTIME_FUNCTION_ERROR_TYPE),
-                                body: b,
-                            },
-                        )
-                        .await
-                    }
-                    Err(n) => error(
-                        413,
-                        et::REQUEST_ENTITY_TOO_LARGE,
-                        format!("Error body of {n} bytes exceeds {MAX_SMALL_BODY} bytes"),
-                    ),
+            (&Method::POST, paths::RUNTIME_INIT_ERROR) => match read_body(body, MAX_SMALL_BODY).await {
+                Ok(b) => {
+                    call(
+                        &driver,
+                        ApiCall::RuntimeInitError {
+                            error_type: header(h, headers::RUNTIME_FUNCTION_ERROR_TYPE),
+                            body: b,
+                        },
+                    )
+                    .await
                 }
-            }
-            (&Method::POST, paths::EXTENSION_REGISTER) => {
-                match read_body(body, MAX_SMALL_BODY).await {
-                    Ok(b) => {
-                        let accept = h
-                            .get_all(headers::EXTENSION_ACCEPT_FEATURE)
-                            .iter()
-                            .filter_map(|v| v.to_str().ok())
-                            .flat_map(|v| v.split(','))
-                            .any(|f| f.trim() == headers::FEATURE_ACCOUNT_ID);
-                        call(
-                            &driver,
-                            ApiCall::ExtRegister {
-                                name: header(h, headers::EXTENSION_NAME),
-                                body: b,
-                                accept_account_id: accept,
-                            },
-                        )
-                        .await
-                    }
-                    Err(_) => error(
-                        403,
-                        et::INVALID_REQUEST_FORMAT,
-                        "The register body is too large",
-                    ),
+                Err(n) => error(
+                    413,
+                    et::REQUEST_ENTITY_TOO_LARGE,
+                    format!("Error body of {n} bytes exceeds {MAX_SMALL_BODY} bytes"),
+                ),
+            },
+            (&Method::POST, paths::EXTENSION_REGISTER) => match read_body(body, MAX_SMALL_BODY).await {
+                Ok(b) => {
+                    let accept = h
+                        .get_all(headers::EXTENSION_ACCEPT_FEATURE)
+                        .iter()
+                        .filter_map(|v| v.to_str().ok())
+                        .flat_map(|v| v.split(','))
+                        .any(|f| f.trim() == headers::FEATURE_ACCOUNT_ID);
+                    call(
+                        &driver,
+                        ApiCall::ExtRegister {
+                            name: header(h, headers::EXTENSION_NAME),
+                            body: b,
+                            accept_account_id: accept,
+                        },
+                    )
+                    .await
                 }
-            }
+                Err(_) => error(403, et::INVALID_REQUEST_FORMAT, "The register body is too large"),
+            },
             (&Method::GET, paths::EXTENSION_NEXT) => {
-                call(
-                    &driver,
-                    ApiCall::ExtNext {
-                        id: header(h, headers::EXTENSION_IDENTIFIER),
-                    },
-                )
-                .await
+                call(&driver, ApiCall::ExtNext { id: header(h, headers::EXTENSION_IDENTIFIER) }).await
             }
-            (&Method::POST, paths::EXTENSION_INIT_ERROR)
-            | (&Method::POST, paths::EXTENSION_EXIT_ERROR) => {
+            (&Method::POST, paths::EXTENSION_INIT_ERROR) | (&Method::POST, paths::EXTENSION_EXIT_ERROR) => {
                 let init = path == paths::EXTENSION_INIT_ERROR;
                 let b = read_body(body, MAX_SMALL_BODY).await.unwrap_or_default();
                 let id = header(h, headers::EXTENSION_IDENTIFIER);
                 let error_type = header(h, headers::EXTENSION_FUNCTION_ERROR_TYPE);
                 let c = if init {
-                    ApiCall::ExtInitError {
-                        id,
-                        error_type,
-                        body: b,
-                    }
+                    ApiCall::ExtInitError { id, error_type, body: b }
                 } else {
-                    ApiCall::ExtExitError {
-                        id,
-                        error_type,
-                        body: b,
-                    }
+                    ApiCall::ExtExitError { id, error_type, body: b }
                 };
                 call(&driver, c).await
             }
             (&Method::PUT, paths::TELEMETRY_SUBSCRIBE) | (&Method::PUT, paths::LOGS_SUBSCRIBE) => {
-                let api = if path == paths::TELEMETRY_SUBSCRIBE {
-                    Api::Telemetry
-                } else {
-                    Api::Logs
-                };
+                let api = if path == paths::TELEMETRY_SUBSCRIBE { Api::Telemetry } else { Api::Logs };
                 match read_body(body, MAX_SMALL_BODY).await {
                     Ok(b) => {
-                        call(
-                            &driver,
-                            ApiCall::Subscribe {
-                                api,
-                                id: header(h, headers::EXTENSION_IDENTIFIER),
-                                body: b,
-                            },
-                        )
-                        .await
+                        call(&driver, ApiCall::Subscribe { api, id: header(h, headers::EXTENSION_IDENTIFIER), body: b })
+                            .await
                     }
-                    Err(_) => error(
-                        400,
-                        et::TELEMETRY_VALIDATION,
-                        "The subscription body is too large",
-                    ),
+                    Err(_) => error(400, et::TELEMETRY_VALIDATION, "The subscription body is too large"),
                 }
             }
             _ => error(404, "NotFound", format!("No such endpoint: {m} {path}")),
@@ -275,19 +221,11 @@ async fn runtime_response(
             return error(
                 400,
                 et::INVALID_RESPONSE_MODE,
-                format!(
-                    "{} must be {:?}, not {m:?}",
-                    headers::RUNTIME_RESPONSE_MODE,
-                    headers::RESPONSE_MODE_STREAMING
-                ),
+                format!("{} must be {:?}, not {m:?}", headers::RUNTIME_RESPONSE_MODE, headers::RESPONSE_MODE_STREAMING),
             )
         }
     };
-    let limit = if streaming {
-        MAX_STREAMED_RESPONSE_BYTES
-    } else {
-        MAX_RESPONSE_BYTES
-    };
+    let limit = if streaming { MAX_STREAMED_RESPONSE_BYTES } else { MAX_RESPONSE_BYTES };
     let mut body = body;
     let mut buf = BytesMut::new();
     let mut first_byte = if streaming { None } else { Some(arrived) };
@@ -305,20 +243,13 @@ async fn runtime_response(
                 }
                 buf.extend_from_slice(&data);
                 if buf.len() > limit {
-                    let c = ApiCall::RuntimeResponseTooLarge {
-                        request_id: id.to_owned(),
-                        size: buf.len(),
-                        limit,
-                    };
+                    let c = ApiCall::RuntimeResponseTooLarge { request_id: id.to_owned(), size: buf.len(), limit };
                     return call(driver, c).await;
                 }
             }
             Err(frame) => {
                 if let Ok(t) = frame.into_trailers() {
-                    if let Some(kind) = t
-                        .get(headers::RUNTIME_FUNCTION_ERROR_TYPE)
-                        .and_then(|v| v.to_str().ok())
-                    {
+                    if let Some(kind) = t.get(headers::RUNTIME_FUNCTION_ERROR_TYPE).and_then(|v| v.to_str().ok()) {
                         let body = t
                             .get(headers::RUNTIME_FUNCTION_ERROR_BODY)
                             .and_then(|v| v.to_str().ok())

@@ -95,9 +95,7 @@ pub struct InvokeArgs {
 }
 
 fn parse_kv(s: &str) -> Result<(String, String), String> {
-    let (k, v) = s
-        .split_once('=')
-        .ok_or_else(|| format!("{s:?} is not K=V"))?;
+    let (k, v) = s.split_once('=').ok_or_else(|| format!("{s:?} is not K=V"))?;
     if k.is_empty() {
         return Err(format!("{s:?} has an empty name"));
     }
@@ -130,8 +128,8 @@ impl EnvArgs {
         // The CLI keeps no copy of delivered bodies: it may run for a long time.
         cfg.record_bodies = false;
         if let Some(dir) = &self.extensions_dir {
-            cfg.extensions = extensions_in(dir)
-                .map_err(|e| format!("cannot read --extensions-dir {}: {e}", dir.display()))?;
+            cfg.extensions =
+                extensions_in(dir).map_err(|e| format!("cannot read --extensions-dir {}: {e}", dir.display()))?;
         }
         cfg.extensions.extend(self.extensions.iter().cloned());
         if cfg.extensions.len() > crate::lifecycle::MAX_EXTENSIONS {

@@ -13,10 +13,7 @@ pub struct Clock {
 impl Clock {
     pub fn new() -> Self {
         let instant = Instant::now();
-        let epoch_us = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_micros() as u64)
-            .unwrap_or(0);
+        let epoch_us = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_micros() as u64).unwrap_or(0);
         Self { instant, epoch_us }
     }
 
@@ -24,9 +21,7 @@ impl Clock {
     pub fn epoch_us(&self, at: Instant) -> u64 {
         match at.checked_duration_since(self.instant) {
             Some(d) => self.epoch_us + d.as_micros() as u64,
-            None => self
-                .epoch_us
-                .saturating_sub(self.instant.duration_since(at).as_micros() as u64),
+            None => self.epoch_us.saturating_sub(self.instant.duration_since(at).as_micros() as u64),
         }
     }
 

@@ -80,10 +80,7 @@ impl Config {
             task_root: None,
             extensions: Vec::new(),
             env: Vec::new(),
-            inherited: INHERITED
-                .iter()
-                .filter_map(|k| std::env::var(k).ok().map(|v| (k.to_string(), v)))
-                .collect(),
+            inherited: INHERITED.iter().filter_map(|k| std::env::var(k).ok().map(|v| (k.to_string(), v))).collect(),
             freeze: true,
             queue_limit: 100,
             console: ConsoleOutput::None,
@@ -101,8 +98,7 @@ impl Config {
         if Path::new(value).is_file() {
             return Ok(vec![value.to_owned()]);
         }
-        let argv = shell_words::split(value)
-            .map_err(|e| format!("cannot parse --runtime {value:?}: {e}"))?;
+        let argv = shell_words::split(value).map_err(|e| format!("cannot parse --runtime {value:?}: {e}"))?;
         if argv.is_empty() {
             return Err("--runtime is empty".into());
         }
@@ -144,11 +140,7 @@ impl Config {
     }
 
     pub fn env_value(&self, key: &str) -> Option<&str> {
-        self.env
-            .iter()
-            .rev()
-            .find(|(k, _)| k == key)
-            .map(|(_, v)| v.as_str())
+        self.env.iter().rev().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
     }
 
     pub fn task_root(&self) -> PathBuf {
@@ -169,11 +161,7 @@ impl Config {
     pub fn extension_names(&self) -> Vec<String> {
         self.extensions
             .iter()
-            .map(|p| {
-                p.file_name()
-                    .map(|n| n.to_string_lossy().into_owned())
-                    .unwrap_or_default()
-            })
+            .map(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default())
             .collect()
     }
 
@@ -187,16 +175,10 @@ impl Config {
             ("AWS_DEFAULT_REGION", self.region.clone()),
             ("AWS_EXECUTION_ENV", "AWS_Lambda_provided.al2023".into()),
             ("AWS_LAMBDA_FUNCTION_NAME", self.function_name.clone()),
-            (
-                "AWS_LAMBDA_FUNCTION_MEMORY_SIZE",
-                self.memory_mb.to_string(),
-            ),
+            ("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", self.memory_mb.to_string()),
             ("AWS_LAMBDA_FUNCTION_VERSION", self.function_version.clone()),
             ("AWS_LAMBDA_INITIALIZATION_TYPE", "on-demand".into()),
-            (
-                "AWS_LAMBDA_LOG_GROUP_NAME",
-                format!("/aws/lambda/{}", self.function_name),
-            ),
+            ("AWS_LAMBDA_LOG_GROUP_NAME", format!("/aws/lambda/{}", self.function_name)),
             ("AWS_LAMBDA_LOG_STREAM_NAME", log_stream.to_owned()),
             ("AWS_LAMBDA_RUNTIME_API", runtime_api.to_owned()),
             ("AWS_XRAY_CONTEXT_MISSING", "LOG_ERROR".into()),
@@ -219,13 +201,8 @@ impl Config {
 
     /// The runtime's argv, behind `AWS_LAMBDA_EXEC_WRAPPER` when one is set.
     pub fn runtime_argv(&self) -> Vec<String> {
-        match self
-            .env_value("AWS_LAMBDA_EXEC_WRAPPER")
-            .filter(|w| !w.is_empty())
-        {
-            Some(w) => std::iter::once(w.to_owned())
-                .chain(self.runtime.iter().cloned())
-                .collect(),
+        match self.env_value("AWS_LAMBDA_EXEC_WRAPPER").filter(|w| !w.is_empty()) {
+            Some(w) => std::iter::once(w.to_owned()).chain(self.runtime.iter().cloned()).collect(),
             None => self.runtime.clone(),
         }
     }
@@ -272,43 +249,25 @@ mod tests {
     fn extensions_get_the_function_env_without_runtime_keys() {
         let mut c = Config::new(vec!["/var/task/bootstrap".into()]);
         c.handler = "h".into();
-        c.env = vec![
-            ("MY_VAR".into(), "1".into()),
-            ("_SECRET".into(), "x".into()),
-        ];
+        c.env = vec![("MY_VAR".into(), "1".into()), ("_SECRET".into(), "x".into())];
         let f = c.function_env("127.0.0.1:9001", "s");
-        let get = |env: &[(String, String)], k: &str| {
-            env.iter().find(|(ek, _)| ek == k).map(|(_, v)| v.clone())
-        };
+        let get = |env: &[(String, String)], k: &str| env.iter().find(|(ek, _)| ek == k).map(|(_, v)| v.clone());
         assert_eq!(get(&f, "_HANDLER").as_deref(), Some("h"));
         assert_eq!(get(&f, "LAMBDA_TASK_ROOT").as_deref(), Some("/var/task"));
-        assert_eq!(
-            get(&f, "AWS_LAMBDA_RUNTIME_API").as_deref(),
-            Some("127.0.0.1:9001")
-        );
+        assert_eq!(get(&f, "AWS_LAMBDA_RUNTIME_API").as_deref(), Some("127.0.0.1:9001"));
         let e = c.extension_env("127.0.0.1:9001", "s");
         assert_eq!(get(&e, "MY_VAR").as_deref(), Some("1"));
-        for k in [
-            "_HANDLER",
-            "_SECRET",
-            "LAMBDA_TASK_ROOT",
-            "AWS_LAMBDA_LOG_GROUP_NAME",
-            "AWS_EXECUTION_ENV",
-        ] {
+        for k in ["_HANDLER", "_SECRET", "LAMBDA_TASK_ROOT", "AWS_LAMBDA_LOG_GROUP_NAME", "AWS_EXECUTION_ENV"] {
             assert_eq!(get(&e, k), None, "{k}");
         }
-        assert_eq!(
-            get(&e, "AWS_LAMBDA_FUNCTION_NAME").as_deref(),
-            Some("function")
-        );
+        assert_eq!(get(&e, "AWS_LAMBDA_FUNCTION_NAME").as_deref(), Some("function"));
     }
 
     #[test]
     fn exec_wrapper_goes_first() {
         let mut c = Config::new(vec!["/r".into(), "a".into()]);
         assert_eq!(c.runtime_argv(), ["/r", "a"]);
-        c.env
-            .push(("AWS_LAMBDA_EXEC_WRAPPER".into(), "/w.sh".into()));
+        c.env.push(("AWS_LAMBDA_EXEC_WRAPPER".into(), "/w.sh".into()));
         assert_eq!(c.runtime_argv(), ["/w.sh", "/r", "a"]);
     }
 

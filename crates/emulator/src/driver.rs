@@ -9,8 +9,8 @@ use crate::clock::Clock;
 use crate::config::Config;
 use crate::freeze::Freezer;
 use crate::lifecycle::{
-    Action, ApiCall, Ctx, ExitInfo, Input, InvokeRequest, InvokeResult, Lifecycle, Observation,
-    ProcId, ProcKind, Rejection, Reply, Signal, TimerId, Token,
+    Action, ApiCall, Ctx, ExitInfo, Input, InvokeRequest, InvokeResult, Lifecycle, Observation, ProcId, ProcKind,
+    Rejection, Reply, Signal, TimerId, Token,
 };
 use crate::memory::Memory;
 use crate::process::{self, Capture, Spec};
@@ -32,25 +32,11 @@ pub struct InvokeOutcome {
 }
 
 pub enum DriverMsg {
-    Api {
-        call: ApiCall,
-        reply: oneshot::Sender<Reply>,
-    },
-    Invoke {
-        request_id: String,
-        request: InvokeRequest,
-        reply: oneshot::Sender<Result<InvokeOutcome, Rejection>>,
-    },
-    Shutdown {
-        done: oneshot::Sender<()>,
-    },
-    Exited {
-        proc: ProcId,
-        status: Option<std::process::ExitStatus>,
-    },
-    TelemetryFlushed {
-        generation: u64,
-    },
+    Api { call: ApiCall, reply: oneshot::Sender<Reply> },
+    Invoke { request_id: String, request: InvokeRequest, reply: oneshot::Sender<Result<InvokeOutcome, Rejection>> },
+    Shutdown { done: oneshot::Sender<()> },
+    Exited { proc: ProcId, status: Option<std::process::ExitStatus> },
+    TelemetryFlushed { generation: u64 },
     MemoryExceeded,
 }
 
@@ -132,18 +118,10 @@ impl Driver {
 
     /// Runs until the environment is shut down, or until `alive` reports that the
     /// owner is gone (then every process is killed).
-    pub async fn run(
-        mut self,
-        mut rx: mpsc::UnboundedReceiver<DriverMsg>,
-        mut alive: oneshot::Receiver<()>,
-    ) {
+    pub async fn run(mut self, mut rx: mpsc::UnboundedReceiver<DriverMsg>, mut alive: oneshot::Receiver<()>) {
         self.input(Input::Start).await;
         while !self.done {
-            let next_timer = self
-                .timers
-                .iter()
-                .min_by_key(|(_, at)| **at)
-                .map(|(id, at)| (*id, *at));
+            let next_timer = self.timers.iter().min_by_key(|(_, at)| **at).map(|(id, at)| (*id, *at));
             let sleep = async {
                 match next_timer {
                     Some((_, at)) => tokio::time::sleep_until(at.into()).await,
@@ -174,19 +152,10 @@ impl Driver {
                 self.replies.insert(token, reply);
                 self.input(Input::Api { token, call }).await;
             }
-            DriverMsg::Invoke {
-                request_id,
-                request,
-                reply,
-            } => {
+            DriverMsg::Invoke { request_id, request, reply } => {
                 let token = self.token();
                 self.invokes.insert(token, reply);
-                self.input(Input::Invoke {
-                    token,
-                    request_id,
-                    request,
-                })
-                .await;
+                self.input(Input::Invoke { token, request_id, request }).await;
             }
             DriverMsg::Shutdown { done } => {
                 self.shutdown_waiters.push(done);
@@ -207,9 +176,7 @@ impl Driver {
                 };
                 self.input(Input::Exited { proc, exit }).await;
             }
-            DriverMsg::TelemetryFlushed { generation } => {
-                self.input(Input::TelemetryFlushed { generation }).await
-            }
+            DriverMsg::TelemetryFlushed { generation } => self.input(Input::TelemetryFlushed { generation }).await,
             DriverMsg::MemoryExceeded => {
                 // Without a cgroup, the sampler saw the limit passed: the environment
                 // is killed as the kernel would; the exits carry the OOM.
@@ -228,10 +195,7 @@ impl Driver {
     async fn input(&mut self, input: Input) {
         let mut queue = vec![input];
         while let Some(input) = queue.pop() {
-            let ctx = Ctx {
-                now: Instant::now(),
-                memory_peak_mb: self.memory.peak_mb(),
-            };
+            let ctx = Ctx { now: Instant::now(), memory_peak_mb: self.memory.peak_mb() };
             let actions = self.lc.handle(ctx, input);
             for action in actions {
                 if let Some(more) = self.execute(action).await {
@@ -244,21 +208,13 @@ impl Driver {
     fn observe(&self, what: Observation) {
         let now = Instant::now();
         if let Ok(mut log) = self.observations.log.lock() {
-            log.push(Observed {
-                at: now,
-                epoch_ms: self.clock.epoch_ms(now),
-                what,
-            });
+            log.push(Observed { at: now, epoch_ms: self.clock.epoch_ms(now), what });
         }
         self.observations.notify.notify_waiters();
     }
 
     fn live_pgids(&self) -> Vec<i32> {
-        self.procs
-            .values()
-            .filter(|p| p.alive)
-            .map(|p| p.pid)
-            .collect()
+        self.procs.values().filter(|p| p.alive).map(|p| p.pid).collect()
     }
 
     /// Carries out one action; returns an input it caused (a failed spawn).
@@ -300,8 +256,7 @@ impl Driver {
                 if let Record::Report(r) = &mut event.record {
                     // The periodic sampler may not have run during a short invocation.
                     self.memory.sample_now();
-                    r.metrics.max_memory_used_mb =
-                        r.metrics.max_memory_used_mb.max(self.memory.peak_mb());
+                    r.metrics.max_memory_used_mb = r.metrics.max_memory_used_mb.max(self.memory.peak_mb());
                 }
                 if !matches!(event.record, Record::Start(_) | Record::InitStart(_)) {
                     // What the processes wrote before this record goes before it.
@@ -311,36 +266,19 @@ impl Driver {
                 }
                 self.hub.send(Msg::Platform(event));
             }
-            Action::Subscribe {
-                extension,
-                subscription,
-            } => self.hub.send(Msg::Subscribe {
-                extension,
-                subscription,
-            }),
+            Action::Subscribe { extension, subscription } => self.hub.send(Msg::Subscribe { extension, subscription }),
             Action::InvokeResult { token, result } => {
                 if let Some(tx) = self.invokes.remove(&token) {
                     if result.want_tail {
                         let (ack, rx) = oneshot::channel();
-                        self.hub.send(Msg::Tail {
-                            request_id: result.request_id.clone(),
-                            ack,
-                        });
+                        self.hub.send(Msg::Tail { request_id: result.request_id.clone(), ack });
                         tokio::spawn(async move {
-                            let tail = tokio::time::timeout(Duration::from_secs(60), rx)
-                                .await
-                                .ok()
-                                .and_then(Result::ok);
-                            let _ = tx.send(Ok(InvokeOutcome {
-                                result,
-                                log_tail: tail,
-                            }));
+                            let tail =
+                                tokio::time::timeout(Duration::from_secs(60), rx).await.ok().and_then(Result::ok);
+                            let _ = tx.send(Ok(InvokeOutcome { result, log_tail: tail }));
                         });
                     } else {
-                        let _ = tx.send(Ok(InvokeOutcome {
-                            result,
-                            log_tail: None,
-                        }));
+                        let _ = tx.send(Ok(InvokeOutcome { result, log_tail: None }));
                     }
                 }
             }
@@ -349,10 +287,7 @@ impl Driver {
                     let _ = tx.send(Err(rejection));
                 }
             }
-            Action::FlushTelemetry {
-                generation,
-                deadline,
-            } => {
+            Action::FlushTelemetry { generation, deadline } => {
                 let hub = self.hub.clone();
                 let tx = self.tx.clone();
                 tokio::spawn(async move {
@@ -403,22 +338,12 @@ impl Driver {
                 (spec, Source::Extension, self.lc.process_name(proc.kind))
             }
         };
-        let cgroups: Vec<_> = [self.memory.procs_file(), self.freezer.procs_file()]
-            .into_iter()
-            .flatten()
-            .collect();
+        let cgroups: Vec<_> = [self.memory.procs_file(), self.freezer.procs_file()].into_iter().flatten().collect();
         match process::spawn(&spec, source, &self.hub, self.clock, &cgroups) {
             Ok(started) => {
                 let pid = started.pid;
                 self.memory.track(pid);
-                self.procs.insert(
-                    proc.kind,
-                    Proc {
-                        pid,
-                        capture: started.capture,
-                        alive: true,
-                    },
-                );
+                self.procs.insert(proc.kind, Proc { pid, capture: started.capture, alive: true });
                 let tx = self.tx.clone();
                 let mut child = started.child;
                 tokio::spawn(async move {
@@ -428,10 +353,7 @@ impl Driver {
                 self.observe(Observation::Spawned { process: name, pid });
                 None
             }
-            Err(e) => Some(Input::SpawnFailed {
-                proc,
-                error: format!("cannot start {}: {e}", spec.program.display()),
-            }),
+            Err(e) => Some(Input::SpawnFailed { proc, error: format!("cannot start {}: {e}", spec.program.display()) }),
         }
     }
 }

@@ -38,9 +38,7 @@ impl std::fmt::Display for Error {
             Error::Rejected(Rejection::TooManyRequests) => {
                 f.write_str("too many invocations are waiting (TooManyRequestsException)")
             }
-            Error::Rejected(Rejection::ShuttingDown) => {
-                f.write_str("the environment is shutting down")
-            }
+            Error::Rejected(Rejection::ShuttingDown) => f.write_str("the environment is shutting down"),
             Error::Gone => f.write_str("the environment is gone"),
         }
     }
@@ -71,16 +69,10 @@ impl Environment {
             return Err(Error::Config("no runtime command".into()));
         }
         let cfg = Arc::new(cfg);
-        let listener = TcpListener::bind(cfg.runtime_api)
-            .await
-            .map_err(Error::Bind)?;
+        let listener = TcpListener::bind(cfg.runtime_api).await.map_err(Error::Bind)?;
         let runtime_api = listener.local_addr().map_err(Error::Bind)?;
         let clock = Clock::new();
-        let name = format!(
-            "{}-{}",
-            std::process::id(),
-            INSTANCE.fetch_add(1, Ordering::Relaxed)
-        );
+        let name = format!("{}-{}", std::process::id(), INSTANCE.fetch_add(1, Ordering::Relaxed));
         let memory = Memory::new(&name, cfg.memory_mb, cfg.enforce_memory);
         let freezer = Freezer::new(&name);
         let memory_method = memory.method();
@@ -88,9 +80,7 @@ impl Environment {
         let hub = Hub::start(
             HubConfig {
                 console: cfg.console,
-                json_logs: cfg
-                    .env_value("AWS_LAMBDA_LOG_FORMAT")
-                    .is_some_and(|v| v.eq_ignore_ascii_case("json")),
+                json_logs: cfg.env_value("AWS_LAMBDA_LOG_FORMAT").is_some_and(|v| v.eq_ignore_ascii_case("json")),
                 timeout: cfg.timeout,
                 cap_items: cfg.telemetry_buffer_items,
                 cap_bytes: cfg.telemetry_buffer_bytes,
@@ -141,26 +131,9 @@ impl Environment {
         let (alive_tx, alive_rx) = oneshot::channel();
         tokio::spawn(driver.run(rx, alive_rx));
         tokio::spawn(crate::api::serve(listener, tx.clone()));
-        let env = Environment {
-            tx,
-            hub,
-            observations,
-            runtime_api,
-            memory_method,
-            freezer_cgroup,
-            cfg,
-            _alive: alive_tx,
-        };
-        env.wait_for(
-            |o| {
-                matches!(
-                    o,
-                    Observation::InitEnd { .. } | Observation::ShutdownComplete
-                )
-            },
-            None,
-        )
-        .await;
+        let env =
+            Environment { tx, hub, observations, runtime_api, memory_method, freezer_cgroup, cfg, _alive: alive_tx };
+        env.wait_for(|o| matches!(o, Observation::InitEnd { .. } | Observation::ShutdownComplete), None).await;
         Ok(env)
     }
 
@@ -186,33 +159,21 @@ impl Environment {
     /// How the first init ended: `(status, error type)`.
     pub fn init_outcome(&self) -> Option<(tandem_wire::Status, Option<String>)> {
         self.observations().into_iter().find_map(|o| match o.what {
-            Observation::InitEnd {
-                status, error_type, ..
-            } => Some((status, error_type)),
+            Observation::InitEnd { status, error_type, .. } => Some((status, error_type)),
             _ => None,
         })
     }
 
     /// Invokes the function with `payload` and waits for its result.
     pub async fn invoke(&self, payload: impl Into<bytes::Bytes>) -> Result<InvokeOutcome, Error> {
-        self.invoke_with(InvokeRequest {
-            payload: payload.into(),
-            ..Default::default()
-        })
-        .await
+        self.invoke_with(InvokeRequest { payload: payload.into(), ..Default::default() }).await
     }
 
     /// Invokes the function with a full request (trace id, client context, log tail).
     pub async fn invoke_with(&self, request: InvokeRequest) -> Result<InvokeOutcome, Error> {
         let (reply, rx) = oneshot::channel();
         let request_id = uuid::Uuid::new_v4().to_string();
-        self.tx
-            .send(DriverMsg::Invoke {
-                request_id,
-                request,
-                reply,
-            })
-            .map_err(|_| Error::Gone)?;
+        self.tx.send(DriverMsg::Invoke { request_id, request, reply }).map_err(|_| Error::Gone)?;
         match rx.await {
             Ok(Ok(o)) => Ok(o),
             Ok(Err(r)) => Err(Error::Rejected(r)),
@@ -221,17 +182,10 @@ impl Environment {
     }
 
     /// Sends an invocation without waiting: the receiver resolves with its result.
-    pub fn invoke_detached(
-        &self,
-        request: InvokeRequest,
-    ) -> oneshot::Receiver<Result<InvokeOutcome, Rejection>> {
+    pub fn invoke_detached(&self, request: InvokeRequest) -> oneshot::Receiver<Result<InvokeOutcome, Rejection>> {
         let (reply, rx) = oneshot::channel();
         let request_id = uuid::Uuid::new_v4().to_string();
-        let _ = self.tx.send(DriverMsg::Invoke {
-            request_id,
-            request,
-            reply,
-        });
+        let _ = self.tx.send(DriverMsg::Invoke { request_id, request, reply });
         rx
     }
 
@@ -246,19 +200,11 @@ impl Environment {
 
     /// Every lifecycle observation so far, in order.
     pub fn observations(&self) -> Vec<Observed> {
-        self.observations
-            .log
-            .lock()
-            .map(|l| l.clone())
-            .unwrap_or_default()
+        self.observations.log.lock().map(|l| l.clone()).unwrap_or_default()
     }
 
     /// Waits for an observation matching `pred` (including past ones), up to `timeout`.
-    pub async fn wait_for(
-        &self,
-        pred: impl Fn(&Observation) -> bool,
-        timeout: Option<Duration>,
-    ) -> Option<Observed> {
+    pub async fn wait_for(&self, pred: impl Fn(&Observation) -> bool, timeout: Option<Duration>) -> Option<Observed> {
         let deadline = timeout.map(|t| Instant::now() + t);
         loop {
             let notified = self.observations.notify.notified();
@@ -288,6 +234,12 @@ impl Environment {
             .filter(|d| d.subscriber == subscriber && d.delivered())
             .flat_map(Delivery::parsed)
             .collect()
+    }
+
+    /// Delivers `event` (raw JSON, possibly of a type or shape Lambda does not send
+    /// today) to every subscriber of `category`, to test an extension's tolerance.
+    pub fn inject_event(&self, category: tandem_wire::TelemetryType, event: impl Into<bytes::Bytes>) {
+        self.hub.send(crate::telemetry::Msg::Raw { category, json: event.into() });
     }
 
     /// The console output so far (function and extension lines, START/END/REPORT).

@@ -31,9 +31,7 @@ pub async fn serve(listener: TcpListener, env: Arc<Environment>) {
         let env = env.clone();
         tokio::spawn(async move {
             let service = service_fn(move |req| handle(req, env.clone()));
-            let _ = http1::Builder::new()
-                .serve_connection(TokioIo::new(stream), service)
-                .await;
+            let _ = http1::Builder::new().serve_connection(TokioIo::new(stream), service).await;
         });
     }
 }
@@ -48,10 +46,7 @@ fn error(status: StatusCode, kind: &str, message: &str) -> Response<Full<Bytes>>
         .unwrap_or_else(|_| Response::new(Full::new(Bytes::new())))
 }
 
-async fn handle(
-    req: Request<Incoming>,
-    env: Arc<Environment>,
-) -> Result<Response<Full<Bytes>>, Infallible> {
+async fn handle(req: Request<Incoming>, env: Arc<Environment>) -> Result<Response<Full<Bytes>>, Infallible> {
     let cfg = env.config();
     let Some(name) = paths::parse_invoke_path(req.uri().path()) else {
         return Ok(error(
@@ -60,22 +55,13 @@ async fn handle(
             &format!("No such endpoint: {}", req.uri().path()),
         ));
     };
-    let known = name == "function"
-        || name == cfg.function_name
-        || name.ends_with(&format!(":function:{}", cfg.function_name));
+    let known =
+        name == "function" || name == cfg.function_name || name.ends_with(&format!(":function:{}", cfg.function_name));
     if !known {
-        return Ok(error(
-            StatusCode::NOT_FOUND,
-            et::RESOURCE_NOT_FOUND,
-            &format!("Function not found: {name}"),
-        ));
+        return Ok(error(StatusCode::NOT_FOUND, et::RESOURCE_NOT_FOUND, &format!("Function not found: {name}")));
     }
     if req.method() != Method::POST {
-        return Ok(error(
-            StatusCode::METHOD_NOT_ALLOWED,
-            "MethodNotAllowed",
-            "Use POST",
-        ));
+        return Ok(error(StatusCode::METHOD_NOT_ALLOWED, "MethodNotAllowed", "Use POST"));
     }
     let h = req.headers().clone();
     let get = |k: &str| h.get(k).and_then(|v| v.to_str().ok()).map(str::to_owned);
@@ -117,10 +103,7 @@ async fn handle(
                 .unwrap_or_else(|_| Response::new(Full::new(Bytes::new()))))
         }
         Some("Event") => {
-            let rx = env.invoke_detached(InvokeRequest {
-                want_tail: false,
-                ..request
-            });
+            let rx = env.invoke_detached(InvokeRequest { want_tail: false, ..request });
             // The result of an asynchronous invocation goes nowhere, as without a destination.
             tokio::spawn(async move {
                 let _ = rx.await;
@@ -135,38 +118,21 @@ async fn handle(
     let outcome = match env.invoke_with(request).await {
         Ok(o) => o,
         Err(crate::Error::Rejected(Rejection::TooManyRequests)) => {
-            return Ok(error(
-                StatusCode::TOO_MANY_REQUESTS,
-                et::TOO_MANY_REQUESTS,
-                "Rate Exceeded.",
-            ))
+            return Ok(error(StatusCode::TOO_MANY_REQUESTS, et::TOO_MANY_REQUESTS, "Rate Exceeded."))
         }
-        Err(e) => {
-            return Ok(error(
-                StatusCode::SERVICE_UNAVAILABLE,
-                et::SERVICE_EXCEPTION,
-                &e.to_string(),
-            ))
-        }
+        Err(e) => return Ok(error(StatusCode::SERVICE_UNAVAILABLE, et::SERVICE_EXCEPTION, &e.to_string())),
     };
     let r = &outcome.result;
     let mut b = Response::builder()
         .status(200)
         .header("Content-Type", "application/json")
-        .header(
-            headers::INVOKE_EXECUTED_VERSION,
-            cfg.function_version.as_str(),
-        )
+        .header(headers::INVOKE_EXECUTED_VERSION, cfg.function_version.as_str())
         .header(headers::INVOKE_REQUEST_ID, r.request_id.as_str());
     if let Some(fe) = &r.function_error {
         b = b.header(headers::INVOKE_FUNCTION_ERROR, fe.as_str());
     }
     if let Some(tail) = &outcome.log_tail {
-        b = b.header(
-            headers::INVOKE_LOG_RESULT,
-            base64::engine::general_purpose::STANDARD.encode(tail),
-        );
+        b = b.header(headers::INVOKE_LOG_RESULT, base64::engine::general_purpose::STANDARD.encode(tail));
     }
-    Ok(b.body(Full::new(r.payload.clone()))
-        .unwrap_or_else(|_| Response::new(Full::new(Bytes::new()))))
+    Ok(b.body(Full::new(r.payload.clone())).unwrap_or_else(|_| Response::new(Full::new(Bytes::new()))))
 }

@@ -94,11 +94,8 @@ impl Memory {
 
     /// Peak memory of the environment since the last reset, in MB (rounded to nearest).
     pub fn peak_mb(&self) -> u64 {
-        let charged = self
-            .cgroup
-            .as_ref()
-            .and_then(|dir| read_u64(&dir.join("memory.max_usage_in_bytes")))
-            .unwrap_or(0);
+        let charged =
+            self.cgroup.as_ref().and_then(|dir| read_u64(&dir.join("memory.max_usage_in_bytes"))).unwrap_or(0);
         let resident = self.peak.load(Ordering::Relaxed);
         (charged.max(resident) + MIB / 2) / MIB
     }
@@ -107,8 +104,7 @@ impl Memory {
     pub fn sample_now(&self) {
         let roots = self.pgids.lock().map(|g| g.clone()).unwrap_or_default();
         if !roots.is_empty() {
-            self.peak
-                .fetch_max(rss_of_trees(&roots, page_size()), Ordering::Relaxed);
+            self.peak.fetch_max(rss_of_trees(&roots, page_size()), Ordering::Relaxed);
         }
     }
 
@@ -133,10 +129,7 @@ impl Memory {
                 let kills = std::fs::read_to_string(dir.join("memory.oom_control"))
                     .ok()
                     .and_then(|s| {
-                        s.lines().find_map(|l| {
-                            l.strip_prefix("oom_kill ")
-                                .and_then(|v| v.trim().parse::<u64>().ok())
-                        })
+                        s.lines().find_map(|l| l.strip_prefix("oom_kill ").and_then(|v| v.trim().parse::<u64>().ok()))
                     })
                     .unwrap_or(0);
                 let new = kills > self.oom_seen;
@@ -151,12 +144,8 @@ impl Memory {
     /// called once per breach, after which the caller kills the environment.
     pub fn start_sampler(&self, enforce: bool, on_exceeded: impl Fn() + Send + 'static) {
         let enforce = enforce && self.cgroup.is_none();
-        let (pgids, peak, exceeded, paused) = (
-            self.pgids.clone(),
-            self.peak.clone(),
-            self.exceeded.clone(),
-            self.paused.clone(),
-        );
+        let (pgids, peak, exceeded, paused) =
+            (self.pgids.clone(), self.peak.clone(), self.exceeded.clone(), self.paused.clone());
         let limit = self.limit_bytes;
         let page = page_size();
         tokio::spawn(async move {
@@ -217,8 +206,7 @@ fn create_cgroup(name: &str, limit_bytes: u64, enforce: bool) -> std::io::Result
 pub(crate) fn remove_stale_groups(parent: &Path) {
     if let Ok(entries) = std::fs::read_dir(parent) {
         for e in entries.flatten() {
-            let empty = std::fs::read_to_string(e.path().join("cgroup.procs"))
-                .is_ok_and(|s| s.trim().is_empty());
+            let empty = std::fs::read_to_string(e.path().join("cgroup.procs")).is_ok_and(|s| s.trim().is_empty());
             if empty {
                 let _ = std::fs::remove_dir(e.path());
             }
@@ -257,11 +245,7 @@ fn rss_of_trees(roots: &[i32], page: u64) -> u64 {
     let mut stack: Vec<(i32, u8)> = roots.iter().map(|&p| (p, 0)).collect();
     while let Some((pid, depth)) = stack.pop() {
         if let Ok(statm) = std::fs::read_to_string(format!("/proc/{pid}/statm")) {
-            if let Some(rss) = statm
-                .split_whitespace()
-                .nth(1)
-                .and_then(|v| v.parse::<u64>().ok())
-            {
+            if let Some(rss) = statm.split_whitespace().nth(1).and_then(|v| v.parse::<u64>().ok()) {
                 total += rss * page;
             }
         }
@@ -274,12 +258,7 @@ fn rss_of_trees(roots: &[i32], page: u64) -> u64 {
         };
         for t in tasks.flatten() {
             if let Ok(children) = std::fs::read_to_string(t.path().join("children")) {
-                stack.extend(
-                    children
-                        .split_whitespace()
-                        .filter_map(|c| c.parse().ok())
-                        .map(|c| (c, depth + 1)),
-                );
+                stack.extend(children.split_whitespace().filter_map(|c| c.parse().ok()).map(|c| (c, depth + 1)));
             }
         }
     }
@@ -298,11 +277,7 @@ mod tests {
     #[test]
     fn method_is_reported() {
         let m = Memory::new(&format!("unit-{}", std::process::id()), 64, true);
-        let expect = if Path::new(CGROUP_MEMORY_ROOT)
-            .join("tandem-emulator")
-            .exists()
-            && m.cgroup.is_some()
-        {
+        let expect = if Path::new(CGROUP_MEMORY_ROOT).join("tandem-emulator").exists() && m.cgroup.is_some() {
             Method::Cgroup
         } else {
             Method::RssSampling

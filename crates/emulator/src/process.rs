@@ -56,13 +56,7 @@ impl Capture {
 }
 
 /// Starts `spec` in its own process group, joined to `cgroups` before it runs.
-pub fn spawn(
-    spec: &Spec,
-    source: Source,
-    hub: &Hub,
-    clock: Clock,
-    cgroups: &[CString],
-) -> io::Result<Started> {
+pub fn spawn(spec: &Spec, source: Source, hub: &Hub, clock: Clock, cgroups: &[CString]) -> io::Result<Started> {
     let mut cmd = Command::new(&spec.program);
     cmd.args(&spec.args)
         .env_clear()
@@ -98,23 +92,13 @@ pub fn spawn(
         .id()
         .map(|p| p as i32)
         .ok_or_else(|| io::Error::other("the process exited before it could be tracked"))?;
-    let out = child
-        .stdout
-        .take()
-        .ok_or_else(|| io::Error::other("no stdout pipe"))?;
-    let err = child
-        .stderr
-        .take()
-        .ok_or_else(|| io::Error::other("no stderr pipe"))?;
+    let out = child.stdout.take().ok_or_else(|| io::Error::other("no stdout pipe"))?;
+    let err = child.stderr.take().ok_or_else(|| io::Error::other("no stderr pipe"))?;
     let out = pipe::Receiver::from_owned_fd(out.into_owned_fd()?)?;
     let err = pipe::Receiver::from_owned_fd(err.into_owned_fd()?)?;
     let (barrier, barrier_rx) = mpsc::unbounded_channel();
     tokio::spawn(capture(out, err, source, hub.clone(), clock, barrier_rx));
-    Ok(Started {
-        child,
-        pid,
-        capture: Capture { barrier },
-    })
+    Ok(Started { child, pid, capture: Capture { barrier } })
 }
 
 /// Converts a raw fd to a pipe receiver (used by tests that capture their own pipes).
@@ -130,13 +114,7 @@ struct Stream {
 
 impl Stream {
     /// Reads what is available now; returns complete lines. `Ok(false)` at EOF.
-    fn drain(
-        &mut self,
-        buf: &mut [u8],
-        now_us: u64,
-        source: Source,
-        lines: &mut Vec<Line>,
-    ) -> bool {
+    fn drain(&mut self, buf: &mut [u8], now_us: u64, source: Source, lines: &mut Vec<Line>) -> bool {
         loop {
             match self.rx.try_read(buf) {
                 Ok(0) => {
@@ -144,11 +122,7 @@ impl Stream {
                     if !self.partial.is_empty() {
                         let text = String::from_utf8_lossy(&self.partial).into_owned();
                         self.partial.clear();
-                        lines.push(Line {
-                            time_us: now_us,
-                            source,
-                            text,
-                        });
+                        lines.push(Line { time_us: now_us, source, text });
                     }
                     return false;
                 }
@@ -164,13 +138,7 @@ impl Stream {
     }
 }
 
-fn split_lines(
-    partial: &mut Vec<u8>,
-    data: &[u8],
-    now_us: u64,
-    source: Source,
-    lines: &mut Vec<Line>,
-) {
+fn split_lines(partial: &mut Vec<u8>, data: &[u8], now_us: u64, source: Source, lines: &mut Vec<Line>) {
     let mut rest = data;
     while let Some(i) = memchr(b'\n', rest) {
         partial.extend_from_slice(&rest[..i]);
@@ -178,21 +146,13 @@ fn split_lines(
         if partial.last() == Some(&b'\r') {
             partial.pop();
         }
-        lines.push(Line {
-            time_us: now_us,
-            source,
-            text: String::from_utf8_lossy(partial).into_owned(),
-        });
+        lines.push(Line { time_us: now_us, source, text: String::from_utf8_lossy(partial).into_owned() });
         partial.clear();
     }
     partial.extend_from_slice(rest);
     while partial.len() >= MAX_LINE {
         let tail = partial.split_off(MAX_LINE);
-        lines.push(Line {
-            time_us: now_us,
-            source,
-            text: String::from_utf8_lossy(partial).into_owned(),
-        });
+        lines.push(Line { time_us: now_us, source, text: String::from_utf8_lossy(partial).into_owned() });
         *partial = tail;
     }
 }
@@ -209,18 +169,8 @@ async fn capture(
     clock: Clock,
     mut barrier: mpsc::UnboundedReceiver<oneshot::Sender<()>>,
 ) {
-    let mut streams = [
-        Stream {
-            rx: out,
-            partial: Vec::new(),
-            open: true,
-        },
-        Stream {
-            rx: err,
-            partial: Vec::new(),
-            open: true,
-        },
-    ];
+    let mut streams =
+        [Stream { rx: out, partial: Vec::new(), open: true }, Stream { rx: err, partial: Vec::new(), open: true }];
     let mut buf = vec![0u8; 64 * 1024];
     loop {
         let mut lines = Vec::new();
@@ -271,10 +221,7 @@ mod tests {
         let mut partial = Vec::new();
         let mut lines = Vec::new();
         split_lines(&mut partial, b"a\r\nb\nc", 1, Source::Function, &mut lines);
-        assert_eq!(
-            lines.iter().map(|l| l.text.as_str()).collect::<Vec<_>>(),
-            ["a", "b"]
-        );
+        assert_eq!(lines.iter().map(|l| l.text.as_str()).collect::<Vec<_>>(), ["a", "b"]);
         assert_eq!(partial, b"c");
         split_lines(&mut partial, b"d\n", 2, Source::Function, &mut lines);
         assert_eq!(lines[2].text, "cd");

@@ -14,10 +14,7 @@ pub struct ErrorResponse {
 
 impl ErrorResponse {
     pub fn new(error_type: impl Into<String>, error_message: impl Into<String>) -> Self {
-        Self {
-            error_type: error_type.into(),
-            error_message: error_message.into(),
-        }
+        Self { error_type: error_type.into(), error_message: error_message.into() }
     }
 }
 
@@ -42,9 +39,7 @@ pub struct StatusResponse {
 
 impl StatusResponse {
     pub fn ok() -> Self {
-        Self {
-            status: "OK".into(),
-        }
+        Self { status: "OK".into() }
     }
 }
 

@@ -95,41 +95,28 @@ mod tests {
             deadline_ms: 1_700_000_003_000,
             request_id: "r-1".into(),
             invoked_function_arn: "arn:aws:lambda:us-east-1:012345678912:function:f".into(),
-            tracing: Some(InvokeTracing {
-                kind: "X-Amzn-Trace-Id".into(),
-                value: "Root=1-2-3".into(),
-            }),
+            tracing: Some(InvokeTracing { kind: "X-Amzn-Trace-Id".into(), value: "Root=1-2-3".into() }),
         });
         let json = serde_json::to_value(&inv).unwrap();
         assert_eq!(json["eventType"], "INVOKE");
         assert_eq!(json["deadlineMs"], 1_700_000_003_000u64);
-        assert_eq!(
-            json["invokedFunctionArn"],
-            "arn:aws:lambda:us-east-1:012345678912:function:f"
-        );
+        assert_eq!(json["invokedFunctionArn"], "arn:aws:lambda:us-east-1:012345678912:function:f");
         assert_eq!(json["tracing"]["type"], "X-Amzn-Trace-Id");
         assert_eq!(serde_json::from_value::<NextEvent>(json).unwrap(), inv);
 
-        let sd: NextEvent = serde_json::from_str(
-            r#"{"eventType":"SHUTDOWN","shutdownReason":"spindown","deadlineMs":5,"extra":1}"#,
-        )
-        .unwrap();
+        let sd: NextEvent =
+            serde_json::from_str(r#"{"eventType":"SHUTDOWN","shutdownReason":"spindown","deadlineMs":5,"extra":1}"#)
+                .unwrap();
         assert_eq!(
             sd,
-            NextEvent::Shutdown(ShutdownEvent {
-                shutdown_reason: ShutdownReason::Spindown,
-                deadline_ms: 5
-            })
+            NextEvent::Shutdown(ShutdownEvent { shutdown_reason: ShutdownReason::Spindown, deadline_ms: 5 })
         );
     }
 
     #[test]
     fn register_request_keeps_unknown_events_for_validation() {
         let r: RegisterRequest = serde_json::from_str(r#"{"events":["INVOKE","BOGUS"]}"#).unwrap();
-        assert_eq!(
-            r.events,
-            vec![EventType::Invoke, EventType::Other("BOGUS".into())]
-        );
+        assert_eq!(r.events, vec![EventType::Invoke, EventType::Other("BOGUS".into())]);
         let r: RegisterRequest = serde_json::from_str("{}").unwrap();
         assert!(r.events.is_empty());
     }

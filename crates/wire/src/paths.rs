@@ -55,9 +55,7 @@ pub fn parse_invocation_path(path: &str) -> Option<InvocationPath<'_>> {
 
 /// The function name of an Invoke API path, `None` when it is not one.
 pub fn parse_invoke_path(path: &str) -> Option<&str> {
-    let name = path
-        .strip_prefix(INVOKE_PREFIX)?
-        .strip_suffix(INVOKE_SUFFIX)?;
+    let name = path.strip_prefix(INVOKE_PREFIX)?.strip_suffix(INVOKE_SUFFIX)?;
     (!name.is_empty() && !name.contains('/')).then_some(name)
 }
 
@@ -67,34 +65,13 @@ mod tests {
 
     #[test]
     fn splits_invocation_paths() {
-        assert_eq!(
-            parse_invocation_path(RUNTIME_NEXT),
-            Some(InvocationPath::Next)
-        );
-        assert_eq!(
-            parse_invocation_path(&runtime_response("abc")),
-            Some(InvocationPath::Response("abc"))
-        );
-        assert_eq!(
-            parse_invocation_path(&runtime_error("abc")),
-            Some(InvocationPath::Error("abc"))
-        );
-        assert_eq!(
-            parse_invocation_path("/2018-06-01/runtime/invocation/a/b/response"),
-            None
-        );
-        assert_eq!(
-            parse_invocation_path("/2018-06-01/runtime/invocation/abc"),
-            None
-        );
+        assert_eq!(parse_invocation_path(RUNTIME_NEXT), Some(InvocationPath::Next));
+        assert_eq!(parse_invocation_path(&runtime_response("abc")), Some(InvocationPath::Response("abc")));
+        assert_eq!(parse_invocation_path(&runtime_error("abc")), Some(InvocationPath::Error("abc")));
+        assert_eq!(parse_invocation_path("/2018-06-01/runtime/invocation/a/b/response"), None);
+        assert_eq!(parse_invocation_path("/2018-06-01/runtime/invocation/abc"), None);
         assert_eq!(parse_invoke_path(INVOKE_RIE), Some("function"));
-        assert_eq!(
-            parse_invoke_path("/2015-03-31/functions/my-fn/invocations"),
-            Some("my-fn")
-        );
-        assert_eq!(
-            parse_invoke_path("/2015-03-31/functions//invocations"),
-            None
-        );
+        assert_eq!(parse_invoke_path("/2015-03-31/functions/my-fn/invocations"), Some("my-fn"));
+        assert_eq!(parse_invoke_path("/2015-03-31/functions//invocations"), None);
     }
 }

@@ -18,10 +18,7 @@ impl InvocationContext {
         let mut h = vec![
             (RUNTIME_REQUEST_ID, self.request_id.clone()),
             (RUNTIME_DEADLINE_MS, self.deadline_ms.to_string()),
-            (
-                RUNTIME_INVOKED_FUNCTION_ARN,
-                self.invoked_function_arn.clone(),
-            ),
+            (RUNTIME_INVOKED_FUNCTION_ARN, self.invoked_function_arn.clone()),
         ];
         let optional = [
             (RUNTIME_TRACE_ID, &self.trace_id),

@@ -133,10 +133,7 @@ impl SubscribeRequest {
             (Api::Telemetry, None) => return Err("schemaVersion is required".into()),
             (Api::Logs, Some(v)) if LOGS_SCHEMAS.contains(&v) => v.to_owned(),
             (Api::Logs, Some(v)) => {
-                return Err(format!(
-                    "schemaVersion {v:?} is not supported; use one of {}",
-                    LOGS_SCHEMAS.join(", ")
-                ))
+                return Err(format!("schemaVersion {v:?} is not supported; use one of {}", LOGS_SCHEMAS.join(", ")))
             }
             (Api::Logs, None) => LOGS_SCHEMAS[0].to_owned(),
         };
@@ -149,9 +146,7 @@ impl SubscribeRequest {
         for t in raw_types {
             match TelemetryType::from(t.as_str()) {
                 TelemetryType::Other(o) => {
-                    return Err(format!(
-                        "type {o:?} is not one of platform, function, extension"
-                    ))
+                    return Err(format!("type {o:?} is not one of platform, function, extension"))
                 }
                 known if !types.contains(&known) => types.push(known),
                 _ => {}
@@ -162,47 +157,21 @@ impl SubscribeRequest {
         let bounded = |name: &str, v: Option<i64>, default: u32, min: u32, max: u32| match v {
             None => Ok(default),
             Some(v) if v >= i64::from(min) && v <= i64::from(max) => Ok(v as u32),
-            Some(v) => Err(format!(
-                "buffering.{name} is {v}; it must be between {min} and {max}"
-            )),
+            Some(v) => Err(format!("buffering.{name} is {v}; it must be between {min} and {max}")),
         };
         use limits::*;
-        let max_items = bounded(
-            "maxItems",
-            b.max_items,
-            MAX_ITEMS_DEFAULT,
-            MAX_ITEMS_MIN,
-            MAX_ITEMS_MAX,
-        )?;
-        let max_bytes = bounded(
-            "maxBytes",
-            b.max_bytes,
-            MAX_BYTES_DEFAULT,
-            MAX_BYTES_MIN,
-            MAX_BYTES_MAX,
-        )?;
-        let timeout_ms = bounded(
-            "timeoutMs",
-            b.timeout_ms,
-            TIMEOUT_MS_DEFAULT,
-            TIMEOUT_MS_MIN,
-            TIMEOUT_MS_MAX,
-        )?;
+        let max_items = bounded("maxItems", b.max_items, MAX_ITEMS_DEFAULT, MAX_ITEMS_MIN, MAX_ITEMS_MAX)?;
+        let max_bytes = bounded("maxBytes", b.max_bytes, MAX_BYTES_DEFAULT, MAX_BYTES_MIN, MAX_BYTES_MAX)?;
+        let timeout_ms = bounded("timeoutMs", b.timeout_ms, TIMEOUT_MS_DEFAULT, TIMEOUT_MS_MIN, TIMEOUT_MS_MAX)?;
 
-        let dest = self
-            .destination
-            .as_ref()
-            .ok_or_else(|| String::from("destination is required"))?;
+        let dest = self.destination.as_ref().ok_or_else(|| String::from("destination is required"))?;
         let protocol = match dest.protocol.as_deref() {
             Some("HTTP") => Protocol::Http,
             Some("TCP") => Protocol::Tcp,
             Some(p) => return Err(format!("destination.protocol {p:?} is not HTTP or TCP")),
             None => return Err("destination.protocol is required".into()),
         };
-        let uri = dest
-            .uri
-            .as_deref()
-            .ok_or_else(|| String::from("destination.URI is required"))?;
+        let uri = dest.uri.as_deref().ok_or_else(|| String::from("destination.URI is required"))?;
         let (port, path) = parse_destination_uri(uri, protocol)?;
         Ok(Subscription {
             api,
@@ -224,22 +193,16 @@ fn parse_destination_uri(uri: &str, protocol: Protocol) -> Result<(u16, String),
     let rest = match protocol {
         Protocol::Http => uri.strip_prefix("http://"),
         // Lambda's samples use http:// for TCP too; accept tcp:// as well.
-        Protocol::Tcp => uri
-            .strip_prefix("tcp://")
-            .or_else(|| uri.strip_prefix("http://")),
+        Protocol::Tcp => uri.strip_prefix("tcp://").or_else(|| uri.strip_prefix("http://")),
     }
     .ok_or_else(|| format!("destination.URI {uri:?} must start with http://"))?;
     let (authority, path) = match rest.find('/') {
         Some(i) => (&rest[..i], &rest[i..]),
         None => (rest, "/"),
     };
-    let (host, port) = authority
-        .rsplit_once(':')
-        .ok_or_else(|| format!("destination.URI {uri:?} has no port"))?;
+    let (host, port) = authority.rsplit_once(':').ok_or_else(|| format!("destination.URI {uri:?} has no port"))?;
     if !host.eq_ignore_ascii_case(SANDBOX_HOST) {
-        return Err(format!(
-            "destination.URI {uri:?} must use the host {SANDBOX_HOST}, not {host:?}"
-        ));
+        return Err(format!("destination.URI {uri:?} must use the host {SANDBOX_HOST}, not {host:?}"));
     }
     let port: u16 = port
         .parse()
@@ -264,21 +227,17 @@ mod tests {
 
     #[test]
     fn applies_defaults() {
-        let s = req(
-            r#"{"schemaVersion":"2022-12-13","types":["platform","function"],
-            "destination":{"protocol":"HTTP","URI":"http://sandbox.localdomain:8080/lambda"}}"#,
-        )
+        let s = req(r#"{"schemaVersion":"2022-12-13","types":["platform","function"],
+            "destination":{"protocol":"HTTP","URI":"http://sandbox.localdomain:8080/lambda"}}"#)
         .validate(Api::Telemetry)
         .unwrap();
-        assert_eq!(
-            (s.max_items, s.max_bytes, s.timeout_ms),
-            (10_000, 262_144, 1_000)
-        );
+        assert_eq!((s.max_items, s.max_bytes, s.timeout_ms), (10_000, 262_144, 1_000));
         assert_eq!((s.port, s.path.as_str()), (8080, "/lambda"));
         assert!(s.structured_logs());
-        let l = req(r#"{"types":["platform"],"destination":{"protocol":"TCP","URI":"http://sandbox.localdomain:4243"}}"#)
-            .validate(Api::Logs)
-            .unwrap();
+        let l =
+            req(r#"{"types":["platform"],"destination":{"protocol":"TCP","URI":"http://sandbox.localdomain:4243"}}"#)
+                .validate(Api::Logs)
+                .unwrap();
         assert_eq!(l.schema_version, "2020-08-15");
         assert_eq!((l.protocol, l.path.as_str()), (Protocol::Tcp, "/"));
         assert!(!l.structured_logs());
@@ -319,10 +278,7 @@ mod tests {
                 r#"{"schemaVersion":"2022-12-13","types":["platform"],"destination":{"protocol":"UDP","URI":"http://sandbox.localdomain:8080"}}"#,
                 "protocol",
             ),
-            (
-                r#"{"schemaVersion":"2022-12-13","types":["platform"]}"#,
-                "destination",
-            ),
+            (r#"{"schemaVersion":"2022-12-13","types":["platform"]}"#, "destination"),
             (
                 r#"{"schemaVersion":"2022-12-13","types":["platform"],"buffering":{"maxItems":999},"destination":{"protocol":"HTTP","URI":"http://sandbox.localdomain:8080"}}"#,
                 "maxItems",
@@ -349,9 +305,6 @@ mod tests {
             "destination":{"protocol":"HTTP","URI":"http://sandbox.localdomain:1"}}"#)
         .validate(Api::Telemetry)
         .unwrap();
-        assert_eq!(
-            (s.max_items, s.max_bytes, s.timeout_ms),
-            (1000, 1_048_576, 25)
-        );
+        assert_eq!((s.max_items, s.max_bytes, s.timeout_ms), (1000, 1_048_576, 25));
     }
 }

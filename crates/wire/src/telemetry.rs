@@ -376,9 +376,7 @@ impl Record {
             Record::Function(_) => TelemetryType::Function,
             Record::ExtensionLog(_) => TelemetryType::Extension,
             Record::Unknown { kind, .. } if kind == types::FUNCTION => TelemetryType::Function,
-            Record::Unknown { kind, .. } if kind == types::EXTENSION_LOG => {
-                TelemetryType::Extension
-            }
+            Record::Unknown { kind, .. } if kind == types::EXTENSION_LOG => TelemetryType::Extension,
             _ => TelemetryType::Platform,
         }
     }
@@ -430,10 +428,7 @@ impl Record {
     }
 
     /// Deserializes the record of an event of type `kind` from any deserializer.
-    pub fn deserialize_kind<'de, D: Deserializer<'de>>(
-        kind: &str,
-        d: D,
-    ) -> Result<Record, D::Error> {
+    pub fn deserialize_kind<'de, D: Deserializer<'de>>(kind: &str, d: D) -> Result<Record, D::Error> {
         Ok(match kind {
             types::FUNCTION => Record::Function(Deserialize::deserialize(d)?),
             types::EXTENSION_LOG => Record::ExtensionLog(Deserialize::deserialize(d)?),
@@ -447,17 +442,12 @@ impl Record {
             types::RESTORE_RUNTIME_DONE => Record::RestoreRuntimeDone(Deserialize::deserialize(d)?),
             types::RESTORE_REPORT => Record::RestoreReport(Deserialize::deserialize(d)?),
             types::EXTENSION => Record::Extension(Deserialize::deserialize(d)?),
-            types::TELEMETRY_SUBSCRIPTION => {
-                Record::TelemetrySubscription(Deserialize::deserialize(d)?)
-            }
+            types::TELEMETRY_SUBSCRIPTION => Record::TelemetrySubscription(Deserialize::deserialize(d)?),
             types::LOGS_SUBSCRIPTION => Record::LogsSubscription(Deserialize::deserialize(d)?),
             types::LOGS_DROPPED => Record::LogsDropped(Deserialize::deserialize(d)?),
             types::END => Record::End(Deserialize::deserialize(d)?),
             types::FAULT => Record::Fault(Deserialize::deserialize(d)?),
-            other => Record::Unknown {
-                kind: other.to_owned(),
-                record: Deserialize::deserialize(d)?,
-            },
+            other => Record::Unknown { kind: other.to_owned(), record: Deserialize::deserialize(d)? },
         })
     }
 }
@@ -572,14 +562,9 @@ impl<'de> Visitor<'de> for EventVisitor {
         let kind = kind.ok_or_else(|| de::Error::missing_field("type"))?;
         let record = match (record, early) {
             (Some(r), _) => r,
-            (None, v) => {
-                Record::from_value(&kind, v.unwrap_or(Value::Null)).map_err(de::Error::custom)?
-            }
+            (None, v) => Record::from_value(&kind, v.unwrap_or(Value::Null)).map_err(de::Error::custom)?,
         };
-        Ok(Event {
-            time: time.unwrap_or_default(),
-            record,
-        })
+        Ok(Event { time: time.unwrap_or_default(), record })
     }
 }
 
@@ -637,11 +622,7 @@ impl std::error::Error for EventError {}
 /// element is its own `Ok(Event)` or `Err(EventError)`.
 pub fn parse_batch(body: &[u8]) -> Result<Vec<Result<Event, EventError>>, serde_json::Error> {
     let items: Vec<&RawValue> = serde_json::from_slice(body)?;
-    Ok(items
-        .into_iter()
-        .enumerate()
-        .map(|(index, raw)| parse_event(index, raw.get()))
-        .collect())
+    Ok(items.into_iter().enumerate().map(|(index, raw)| parse_event(index, raw.get())).collect())
 }
 
 /// Parses newline-delimited events (the TCP destination's framing), line by line.

@@ -9,9 +9,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// Milliseconds since the Unix epoch of `t` (0 for times before the epoch).
 pub fn epoch_millis(t: SystemTime) -> u64 {
-    t.duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
+    t.duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
 }
 
 /// Formats `t` as `YYYY-MM-DDTHH:MM:SS.mmmZ`.
@@ -30,13 +28,7 @@ pub fn format_epoch_millis(ms: u64) -> String {
     let mut out = String::with_capacity(24);
     use std::fmt::Write;
     // Writing to a String cannot fail.
-    let _ = write!(
-        out,
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{millis:03}Z",
-        rem / 3600,
-        (rem / 60) % 60,
-        rem % 60
-    );
+    let _ = write!(out, "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{millis:03}Z", rem / 3600, (rem / 60) % 60, rem % 60);
     out
 }
 
@@ -44,11 +36,7 @@ pub fn format_epoch_millis(ms: u64) -> String {
 /// milliseconds since the epoch. Returns `None` for anything else.
 pub fn parse_rfc3339_millis(s: &str) -> Option<u64> {
     let b = s.as_bytes();
-    if b.len() < 20
-        || b[4] != b'-'
-        || b[7] != b'-'
-        || !(b[10] == b'T' || b[10] == b't' || b[10] == b' ')
-    {
+    if b.len() < 20 || b[4] != b'-' || b[7] != b'-' || !(b[10] == b'T' || b[10] == b't' || b[10] == b' ') {
         return None;
     }
     if b[13] != b':' || b[16] != b':' {
@@ -140,52 +128,21 @@ mod tests {
     #[test]
     fn formats_known_instants() {
         assert_eq!(format_epoch_millis(0), "1970-01-01T00:00:00.000Z");
-        assert_eq!(
-            format_epoch_millis(1_665_533_030_000),
-            "2022-10-12T00:03:50.000Z"
-        );
-        assert_eq!(
-            format_epoch_millis(951_782_400_123),
-            "2000-02-29T00:00:00.123Z"
-        );
-        assert_eq!(
-            format_epoch_millis(4_102_444_799_999),
-            "2099-12-31T23:59:59.999Z"
-        );
+        assert_eq!(format_epoch_millis(1_665_533_030_000), "2022-10-12T00:03:50.000Z");
+        assert_eq!(format_epoch_millis(951_782_400_123), "2000-02-29T00:00:00.123Z");
+        assert_eq!(format_epoch_millis(4_102_444_799_999), "2099-12-31T23:59:59.999Z");
     }
 
     #[test]
     fn parses_what_it_formats_and_common_variants() {
-        for ms in [
-            0u64,
-            1,
-            999,
-            1_665_533_030_064,
-            951_782_400_123,
-            4_102_444_799_999,
-        ] {
+        for ms in [0u64, 1, 999, 1_665_533_030_064, 951_782_400_123, 4_102_444_799_999] {
             assert_eq!(parse_rfc3339_millis(&format_epoch_millis(ms)), Some(ms));
         }
-        assert_eq!(
-            parse_rfc3339_millis("2022-10-12T00:03:50Z"),
-            Some(1_665_533_030_000)
-        );
-        assert_eq!(
-            parse_rfc3339_millis("2022-10-12T00:03:50.5Z"),
-            Some(1_665_533_030_500)
-        );
-        assert_eq!(
-            parse_rfc3339_millis("2022-10-12T00:03:50.064123Z"),
-            Some(1_665_533_030_064)
-        );
-        assert_eq!(
-            parse_rfc3339_millis("2022-10-12T02:03:50.000+02:00"),
-            Some(1_665_533_030_000)
-        );
-        assert_eq!(
-            parse_rfc3339_millis("2022-10-11T23:03:50.000-01:00"),
-            Some(1_665_533_030_000)
-        );
+        assert_eq!(parse_rfc3339_millis("2022-10-12T00:03:50Z"), Some(1_665_533_030_000));
+        assert_eq!(parse_rfc3339_millis("2022-10-12T00:03:50.5Z"), Some(1_665_533_030_500));
+        assert_eq!(parse_rfc3339_millis("2022-10-12T00:03:50.064123Z"), Some(1_665_533_030_064));
+        assert_eq!(parse_rfc3339_millis("2022-10-12T02:03:50.000+02:00"), Some(1_665_533_030_000));
+        assert_eq!(parse_rfc3339_millis("2022-10-11T23:03:50.000-01:00"), Some(1_665_533_030_000));
     }
 
     #[test]

@@ -51,8 +51,7 @@ fn samples() -> Vec<Value> {
 #[test]
 fn every_documented_record_round_trips_exactly() {
     for sample in samples() {
-        let event: Event =
-            serde_json::from_value(sample.clone()).unwrap_or_else(|e| panic!("{sample}: {e}"));
+        let event: Event = serde_json::from_value(sample.clone()).unwrap_or_else(|e| panic!("{sample}: {e}"));
         assert!(!matches!(event.record, Record::Unknown { .. }), "{sample}");
         assert_eq!(serde_json::to_value(&event).unwrap(), sample);
     }
@@ -66,27 +65,18 @@ fn unknown_types_and_values_are_kept_not_rejected() {
     ]);
     let parsed = parse_batch(body.to_string().as_bytes()).unwrap();
     match &parsed[0] {
-        Ok(Event {
-            record: Record::Unknown { kind, record },
-            ..
-        }) => {
+        Ok(Event { record: Record::Unknown { kind, record }, .. }) => {
             assert_eq!(kind, "platform.futureThing");
             assert_eq!(record, &json!({"a":[1,2]}));
         }
         other => panic!("{other:?}"),
     }
     match &parsed[1] {
-        Ok(Event {
-            record: Record::RuntimeDone(r),
-            ..
-        }) => assert_eq!(r.status, Status::Other("degraded".into())),
+        Ok(Event { record: Record::RuntimeDone(r), .. }) => assert_eq!(r.status, Status::Other("degraded".into())),
         other => panic!("{other:?}"),
     }
     // Written back, the unknown event is byte-for-byte what came in.
-    assert_eq!(
-        serde_json::to_value(parsed[0].as_ref().unwrap()).unwrap(),
-        body[0]
-    );
+    assert_eq!(serde_json::to_value(parsed[0].as_ref().unwrap()).unwrap(), body[0]);
 }
 
 #[test]
@@ -112,10 +102,7 @@ fn ndjson_framing_parses_line_by_line() {
     let parsed = parse_ndjson(body);
     assert_eq!(parsed.len(), 3);
     assert!(parsed[0].is_ok() && parsed[1].is_err() && parsed[2].is_ok());
-    assert_eq!(
-        parsed[2].as_ref().unwrap().record.category(),
-        TelemetryType::Extension
-    );
+    assert_eq!(parsed[2].as_ref().unwrap().record.category(), TelemetryType::Extension);
 }
 
 #[test]

@@ -24,8 +24,8 @@ use tandem_wire::extensions::{InvokeEvent, InvokeTracing, NextEvent, ShutdownEve
 use tandem_wire::runtime::InvocationContext;
 use tandem_wire::subscription::{Api, Subscription};
 use tandem_wire::telemetry::{
-    self as tm, InitStart, InitializationType, PhaseDone, PhaseMetrics, PhaseReport, Record,
-    Report, ReportMetrics, RuntimeDone, RuntimeDoneMetrics, Span, Start, Status, TraceContext,
+    self as tm, InitStart, InitializationType, PhaseDone, PhaseMetrics, PhaseReport, Record, Report, ReportMetrics,
+    RuntimeDone, RuntimeDoneMetrics, Span, Start, Status, TraceContext,
 };
 use tandem_wire::{headers, ErrorResponse, Event, ShutdownReason, StatusResponse};
 
@@ -256,9 +256,7 @@ impl Reply {
         Reply {
             status,
             headers: vec![("Content-Type", "application/json".into())],
-            body: serde_json::to_vec(value)
-                .map(Bytes::from)
-                .unwrap_or_default(),
+            body: serde_json::to_vec(value).map(Bytes::from).unwrap_or_default(),
         }
     }
 
@@ -509,10 +507,7 @@ impl Lifecycle {
             phase: PhaseState::Idle,
             exts: Vec::new(),
             launched: Vec::new(),
-            runtime: Runtime {
-                alive: false,
-                parked: None,
-            },
+            runtime: Runtime { alive: false, parked: None },
             init: None,
             queue: VecDeque::new(),
             invoke: None,
@@ -557,11 +552,7 @@ impl Lifecycle {
                     self.begin_init(ctx, tm::Phase::Init, None);
                 }
             }
-            Input::Invoke {
-                token,
-                request_id,
-                request,
-            } => self.on_invoke(ctx, token, request_id, request),
+            Input::Invoke { token, request_id, request } => self.on_invoke(ctx, token, request_id, request),
             Input::Shutdown => self.on_shutdown(),
             Input::Api { token, call } => self.on_api(ctx, token, call),
             Input::SpawnFailed { proc, error } => self.on_spawn_failed(ctx, proc, error),
@@ -612,10 +603,7 @@ impl Lifecycle {
     }
 
     fn proc(&self, kind: ProcKind) -> ProcId {
-        ProcId {
-            generation: self.generation,
-            kind,
-        }
+        ProcId { generation: self.generation, kind }
     }
 
     fn any_process_alive(&self) -> bool {
@@ -630,18 +618,12 @@ impl Lifecycle {
         match ext.parked.take() {
             Some(token) => {
                 let mut reply = Reply::json(200, &event);
-                reply.headers.push((
-                    headers::EXTENSION_EVENT_IDENTIFIER,
-                    uuid::Uuid::new_v4().to_string(),
-                ));
+                reply.headers.push((headers::EXTENSION_EVENT_IDENTIFIER, uuid::Uuid::new_v4().to_string()));
                 self.reply(token, reply);
             }
             None => ext.queued.push_back(event.clone()),
         }
-        self.observe(Observation::EventDelivered {
-            extension: name,
-            event,
-        });
+        self.observe(Observation::EventDelivered { extension: name, event });
     }
 
     // ----- init ----------------------------------------------------------------------
@@ -654,16 +636,9 @@ impl Lifecycle {
             .cfg
             .extensions
             .iter()
-            .map(|name| Launched {
-                name: name.clone(),
-                alive: true,
-                registered: false,
-            })
+            .map(|name| Launched { name: name.clone(), alive: true, registered: false })
             .collect();
-        self.runtime = Runtime {
-            alive: false,
-            parked: None,
-        };
+        self.runtime = Runtime { alive: false, parked: None };
         self.init = Some(Init {
             start: ctx.now,
             phase: phase.clone(),
@@ -688,9 +663,7 @@ impl Lifecycle {
                 tracing: None,
             }),
         );
-        self.observe(Observation::InitStart {
-            phase: phase.clone(),
-        });
+        self.observe(Observation::InitStart { phase: phase.clone() });
         // Every extension starts at once; the runtime waits for their registrations.
         for i in 0..self.launched.len() {
             let proc = self.proc(ProcKind::Extension(i));
@@ -706,11 +679,7 @@ impl Lifecycle {
     fn init_failed(&mut self, status: Status, error_type: &str, message: String) {
         if let Some(init) = self.init.as_mut() {
             if init.failure.is_none() {
-                init.failure = Some(Failure {
-                    status,
-                    error_type: error_type.to_owned(),
-                    message,
-                });
+                init.failure = Some(Failure { status, error_type: error_type.to_owned(), message });
             }
         }
     }
@@ -757,11 +726,7 @@ impl Lifecycle {
                 tracing: None,
             }),
         );
-        self.observe(Observation::InitEnd {
-            status: Status::Success,
-            error_type: None,
-            duration_ms,
-        });
+        self.observe(Observation::InitEnd { status: Status::Success, error_type: None, duration_ms });
         self.phase = PhaseState::Ready;
         match init.attached {
             Some(q) => {
@@ -816,10 +781,7 @@ impl Lifecycle {
                     tracing: Some(tracing.clone()),
                 }),
             );
-            let payload = error_payload(
-                &f.error_type,
-                &format!("RequestId: {} Error: {}", q.request_id, f.message),
-            );
+            let payload = error_payload(&f.error_type, &format!("RequestId: {} Error: {}", q.request_id, f.message));
             let duration_ms = ms_between(init.start, ctx.now);
             self.out.push(Action::InvokeResult {
                 token: q.token,
@@ -838,10 +800,7 @@ impl Lifecycle {
                     request_id: q.request_id.clone(),
                     status: f.status.clone(),
                     error_type: Some(f.error_type.clone()),
-                    metrics: Some(RuntimeDoneMetrics {
-                        duration_ms,
-                        produced_bytes: Some(0),
-                    }),
+                    metrics: Some(RuntimeDoneMetrics { duration_ms, produced_bytes: Some(0) }),
                     spans: None,
                     tracing: Some(tracing.clone()),
                 }),
@@ -870,24 +829,14 @@ impl Lifecycle {
 
     fn on_invoke(&mut self, _ctx: Ctx, token: Token, request_id: String, request: InvokeRequest) {
         if self.shutdown_requested || matches!(self.phase, PhaseState::Done) {
-            self.out.push(Action::Rejected {
-                token,
-                rejection: Rejection::ShuttingDown,
-            });
+            self.out.push(Action::Rejected { token, rejection: Rejection::ShuttingDown });
             return;
         }
         if self.queue.len() >= self.cfg.queue_limit {
-            self.out.push(Action::Rejected {
-                token,
-                rejection: Rejection::TooManyRequests,
-            });
+            self.out.push(Action::Rejected { token, rejection: Rejection::TooManyRequests });
             return;
         }
-        self.queue.push_back(Queued {
-            token,
-            request_id,
-            request,
-        });
+        self.queue.push_back(Queued { token, request_id, request });
     }
 
     fn start_invoke(&mut self, ctx: Ctx, q: Queued, init_start: Option<Instant>) {
@@ -906,17 +855,12 @@ impl Lifecycle {
                 tracing: Some(tracing.clone()),
             }),
         );
-        self.observe(Observation::InvokeStart {
-            request_id: q.request_id.clone(),
-        });
+        self.observe(Observation::InvokeStart { request_id: q.request_id.clone() });
         let event = NextEvent::Invoke(InvokeEvent {
             deadline_ms,
             request_id: q.request_id.clone(),
             invoked_function_arn: arn.clone(),
-            tracing: Some(InvokeTracing {
-                kind: tracing.kind.clone(),
-                value: tracing.value.clone(),
-            }),
+            tracing: Some(InvokeTracing { kind: tracing.kind.clone(), value: tracing.value.clone() }),
         });
         let mut pending = Vec::new();
         for i in 0..self.exts.len() {
@@ -936,14 +880,7 @@ impl Lifecycle {
         if let Some(token) = self.runtime.parked.take() {
             let mut headers: Vec<(&'static str, String)> = context.headers();
             headers.push(("Content-Type", "application/json".into()));
-            self.reply(
-                token,
-                Reply {
-                    status: 200,
-                    headers,
-                    body: q.request.payload.clone(),
-                },
-            );
+            self.reply(token, Reply { status: 200, headers, body: q.request.payload.clone() });
         }
         self.timer(TimerId::Invoke(seq), deadline);
         self.phase = PhaseState::Invoking;
@@ -963,11 +900,7 @@ impl Lifecycle {
             runtime_done_emitted: false,
             pending,
             last_ext_next: None,
-            init_duration_ms: if init_start.is_none() {
-                self.cold_init_ms.take()
-            } else {
-                None
-            },
+            init_duration_ms: if init_start.is_none() { self.cold_init_ms.take() } else { None },
         });
     }
 
@@ -1079,9 +1012,7 @@ impl Lifecycle {
         let Some(inv) = self.invoke.take() else {
             return false;
         };
-        let end = inv
-            .last_ext_next
-            .map_or(runtime_next, |e| e.max(runtime_next));
+        let end = inv.last_ext_next.map_or(runtime_next, |e| e.max(runtime_next));
         let duration_ms = ms_between(inv.start, end);
         let spans = self.exts.iter().any(|e| e.invoke).then(|| {
             vec![Span {
@@ -1122,10 +1053,7 @@ impl Lifecycle {
             let body = serde_json::json!({ "errorMessage": format!("{} {} {}", self.clock.rfc3339(ctx.now), request_id, message) });
             Bytes::from(body.to_string())
         } else {
-            error_payload(
-                error_type,
-                &format!("RequestId: {request_id} Error: {message}"),
-            )
+            error_payload(error_type, &format!("RequestId: {request_id} Error: {message}"))
         };
         self.answer_caller(payload, true);
         self.emit_runtime_done(ctx);
@@ -1149,11 +1077,7 @@ impl Lifecycle {
             error_type: Some(error_type.to_owned()),
             duration_ms,
         });
-        let reason = if status == Status::Timeout {
-            ShutdownReason::Timeout
-        } else {
-            ShutdownReason::Failure
-        };
+        let reason = if status == Status::Timeout { ShutdownReason::Timeout } else { ShutdownReason::Failure };
         self.begin_teardown(ctx, reason, After::Reinit);
     }
 
@@ -1165,18 +1089,14 @@ impl Lifecycle {
         }
         self.shutdown_requested = true;
         for q in std::mem::take(&mut self.queue) {
-            self.out.push(Action::Rejected {
-                token: q.token,
-                rejection: Rejection::ShuttingDown,
-            });
+            self.out.push(Action::Rejected { token: q.token, rejection: Rejection::ShuttingDown });
         }
     }
 
     fn begin_teardown(&mut self, ctx: Ctx, reason: ShutdownReason, then: After) {
         self.thaw();
         self.phase = PhaseState::TearingDown;
-        let any_external =
-            self.exts.iter().any(|e| e.external) || self.launched.iter().any(|l| l.alive);
+        let any_external = self.exts.iter().any(|e| e.external) || self.launched.iter().any(|l| l.alive);
         let any_internal = self.exts.iter().any(|e| !e.external);
         let budget = if any_external {
             SHUTDOWN_BUDGET_EXTERNAL
@@ -1186,10 +1106,7 @@ impl Lifecycle {
             Duration::ZERO
         };
         let deadline = ctx.now + budget;
-        self.observe(Observation::ShutdownStart {
-            reason: reason.clone(),
-            deadline_ms: self.clock.epoch_ms(deadline),
-        });
+        self.observe(Observation::ShutdownStart { reason: reason.clone(), deadline_ms: self.clock.epoch_ms(deadline) });
         let g = self.generation;
         let mut stage = Stage::Flush;
         if self.runtime.alive {
@@ -1197,11 +1114,7 @@ impl Lifecycle {
             // Lambda gives the runtime SIGTERM only when an extension is registered
             // and the environment spins down; otherwise it is killed.
             if reason == ShutdownReason::Spindown && budget > Duration::ZERO {
-                let grace = if any_external {
-                    RUNTIME_TERM_GRACE
-                } else {
-                    RUNTIME_TERM_GRACE_INTERNAL
-                };
+                let grace = if any_external { RUNTIME_TERM_GRACE } else { RUNTIME_TERM_GRACE_INTERNAL };
                 self.signal(ProcKind::Runtime, Signal::Term);
                 self.timer(TimerId::RuntimeGrace(g), ctx.now + grace.min(budget));
             } else {
@@ -1210,27 +1123,16 @@ impl Lifecycle {
             }
         }
         self.timer(TimerId::TeardownDeadline(g), deadline);
-        self.teardown = Some(Teardown {
-            reason,
-            then,
-            deadline,
-            stage,
-        });
+        self.teardown = Some(Teardown { reason, then, deadline, stage });
         if stage == Stage::Flush {
-            self.out.push(Action::FlushTelemetry {
-                generation: g,
-                deadline,
-            });
+            self.out.push(Action::FlushTelemetry { generation: g, deadline });
         }
     }
 
     fn signal(&mut self, kind: ProcKind, signal: Signal) {
         let proc = self.proc(kind);
         self.out.push(Action::Signal { proc, signal });
-        self.observe(Observation::Signalled {
-            process: self.process_name(kind),
-            signal,
-        });
+        self.observe(Observation::Signalled { process: self.process_name(kind), signal });
     }
 
     fn send_shutdown_events(&mut self, ctx: Ctx) {
@@ -1274,10 +1176,7 @@ impl Lifecycle {
             Stage::StopRuntime if !runtime_alive => {
                 td.stage = Stage::Flush;
                 let (g, deadline) = (self.generation, td.deadline);
-                self.out.push(Action::FlushTelemetry {
-                    generation: g,
-                    deadline,
-                });
+                self.out.push(Action::FlushTelemetry { generation: g, deadline });
                 true
             }
             Stage::WaitExtensions | Stage::Killing if !alive => {
@@ -1392,10 +1291,7 @@ impl Lifecycle {
         if proc.generation != self.generation {
             return;
         }
-        self.observe(Observation::ProcessExited {
-            process: self.process_name(proc.kind),
-            exit,
-        });
+        self.observe(Observation::ProcessExited { process: self.process_name(proc.kind), exit });
         let what = match proc.kind {
             ProcKind::Runtime => {
                 self.runtime.alive = false;
@@ -1418,16 +1314,9 @@ impl Lifecycle {
                 et::EXTENSION_CRASH
             }
         };
-        let error_type = if exit.oom {
-            et::RUNTIME_OUT_OF_MEMORY
-        } else {
-            what
-        };
+        let error_type = if exit.oom { et::RUNTIME_OUT_OF_MEMORY } else { what };
         let message = if exit.oom {
-            format!(
-                "Runtime exited with error: {exit} (out of memory: limit {} MB)",
-                self.cfg.memory_mb
-            )
+            format!("Runtime exited with error: {exit} (out of memory: limit {} MB)", self.cfg.memory_mb)
         } else if proc.kind == ProcKind::Runtime {
             format!("Runtime exited with error: {exit}")
         } else {
@@ -1480,20 +1369,13 @@ impl Lifecycle {
                 );
             }
             TimerId::RuntimeGrace(gen) if gen == g => {
-                if let Some(td) = self
-                    .teardown
-                    .as_mut()
-                    .filter(|t| t.stage == Stage::StopRuntime)
-                {
+                if let Some(td) = self.teardown.as_mut().filter(|t| t.stage == Stage::StopRuntime) {
                     td.stage = Stage::Flush;
                     let deadline = td.deadline;
                     if self.runtime.alive {
                         self.signal(ProcKind::Runtime, Signal::Kill);
                     }
-                    self.out.push(Action::FlushTelemetry {
-                        generation: g,
-                        deadline,
-                    });
+                    self.out.push(Action::FlushTelemetry { generation: g, deadline });
                 }
             }
             TimerId::TeardownDeadline(gen) if gen == g => {
@@ -1531,14 +1413,7 @@ impl Lifecycle {
     fn on_api(&mut self, ctx: Ctx, token: Token, call: ApiCall) {
         match call {
             ApiCall::RuntimeNext => self.on_runtime_next(ctx, token),
-            ApiCall::RuntimeResponse {
-                request_id,
-                body,
-                first_byte,
-                last_byte,
-                streaming: _,
-                error_trailer,
-            } => {
+            ApiCall::RuntimeResponse { request_id, body, first_byte, last_byte, streaming: _, error_trailer } => {
                 if !self.check_invocation(token, &request_id) {
                     return;
                 }
@@ -1546,15 +1421,9 @@ impl Lifecycle {
                 let bytes = body.len() as u64;
                 if let Some(inv) = self.invoke.as_mut() {
                     inv.responded = true;
-                    inv.response = Some(ResponseInfo {
-                        first_byte,
-                        last_byte,
-                        bytes,
-                    });
+                    inv.response = Some(ResponseInfo { first_byte, last_byte, bytes });
                 }
-                self.observe(Observation::RuntimeResponded {
-                    request_id: request_id.clone(),
-                });
+                self.observe(Observation::RuntimeResponded { request_id: request_id.clone() });
                 match error_trailer {
                     Some((error_type, error_body)) => {
                         if let Some(inv) = self.invoke.as_mut() {
@@ -1568,11 +1437,7 @@ impl Lifecycle {
                     None => self.answer_caller(body, false),
                 }
             }
-            ApiCall::RuntimeResponseTooLarge {
-                request_id,
-                size,
-                limit,
-            } => {
+            ApiCall::RuntimeResponseTooLarge { request_id, size, limit } => {
                 if !self.check_invocation(token, &request_id) {
                     return;
                 }
@@ -1585,27 +1450,19 @@ impl Lifecycle {
                 let now = ctx.now;
                 if let Some(inv) = self.invoke.as_mut() {
                     inv.responded = true;
-                    inv.response = Some(ResponseInfo {
-                        first_byte: now,
-                        last_byte: now,
-                        bytes: 0,
-                    });
+                    inv.response = Some(ResponseInfo { first_byte: now, last_byte: now, bytes: 0 });
                     inv.status = Status::Error;
                     inv.error_type = Some(et::FUNCTION_RESPONSE_TOO_LARGE.into());
                 }
                 let payload = error_payload(
                     et::FUNCTION_RESPONSE_TOO_LARGE,
-                    &format!("Response payload size ({size} bytes) exceeded maximum allowed payload size ({limit} bytes)."),
+                    &format!(
+                        "Response payload size ({size} bytes) exceeded maximum allowed payload size ({limit} bytes)."
+                    ),
                 );
                 self.answer_caller(payload, true);
             }
-            ApiCall::RuntimeError {
-                request_id,
-                error_type,
-                body,
-                xray_cause: _,
-                received,
-            } => {
+            ApiCall::RuntimeError { request_id, error_type, body, xray_cause: _, received } => {
                 if !self.check_invocation(token, &request_id) {
                     return;
                 }
@@ -1615,18 +1472,11 @@ impl Lifecycle {
                     .filter(|t| !t.is_empty())
                     .or_else(|| parsed.as_ref().and_then(|p| p.error_type.clone()))
                     .unwrap_or_else(|| et::RUNTIME_UNKNOWN.to_owned());
-                let payload = if parsed.is_some() {
-                    body
-                } else {
-                    error_payload(&error_type, &String::from_utf8_lossy(&body))
-                };
+                let payload =
+                    if parsed.is_some() { body } else { error_payload(&error_type, &String::from_utf8_lossy(&body)) };
                 if let Some(inv) = self.invoke.as_mut() {
                     inv.responded = true;
-                    inv.response = Some(ResponseInfo {
-                        first_byte: received,
-                        last_byte: received,
-                        bytes: 0,
-                    });
+                    inv.response = Some(ResponseInfo { first_byte: received, last_byte: received, bytes: 0 });
                     inv.status = status_for(&error_type);
                     inv.error_type = Some(error_type);
                 }
@@ -1635,10 +1485,7 @@ impl Lifecycle {
             }
             ApiCall::RuntimeInitError { error_type, body } => {
                 let before_first_next = self.phase == PhaseState::Initializing
-                    && self
-                        .init
-                        .as_ref()
-                        .is_some_and(|i| i.runtime_spawned && !i.runtime_done_emitted);
+                    && self.init.as_ref().is_some_and(|i| i.runtime_spawned && !i.runtime_done_emitted);
                 if !before_first_next {
                     return self.fail(
                         token,
@@ -1653,27 +1500,18 @@ impl Lifecycle {
                     .filter(|t| !t.is_empty())
                     .or_else(|| parsed.as_ref().and_then(|p| p.error_type.clone()))
                     .unwrap_or_else(|| et::RUNTIME_UNKNOWN.to_owned());
-                let message = parsed
-                    .and_then(|p| p.error_message)
-                    .unwrap_or_else(|| String::from_utf8_lossy(&body).into_owned());
+                let message =
+                    parsed.and_then(|p| p.error_message).unwrap_or_else(|| String::from_utf8_lossy(&body).into_owned());
                 self.init_failed(status_for(&error_type), &error_type, message);
             }
-            ApiCall::ExtRegister {
-                name,
-                body,
-                accept_account_id,
-            } => self.on_register(ctx, token, name, body, accept_account_id),
+            ApiCall::ExtRegister { name, body, accept_account_id } => {
+                self.on_register(ctx, token, name, body, accept_account_id)
+            }
             ApiCall::ExtNext { id } => self.on_ext_next(ctx, token, id),
-            ApiCall::ExtInitError {
-                id,
-                error_type,
-                body,
-            } => self.on_ext_error(ctx, token, id, error_type, body, true),
-            ApiCall::ExtExitError {
-                id,
-                error_type,
-                body,
-            } => self.on_ext_error(ctx, token, id, error_type, body, false),
+            ApiCall::ExtInitError { id, error_type, body } => self.on_ext_error(ctx, token, id, error_type, body, true),
+            ApiCall::ExtExitError { id, error_type, body } => {
+                self.on_ext_error(ctx, token, id, error_type, body, false)
+            }
             ApiCall::Subscribe { api, id, body } => self.on_subscribe(ctx, token, api, id, body),
         }
     }
@@ -1695,12 +1533,7 @@ impl Lifecycle {
                 }
             }
             Some(_) => {
-                self.fail(
-                    token,
-                    400,
-                    et::INVALID_REQUEST_ID,
-                    format!("Invalid request ID: {request_id}"),
-                );
+                self.fail(token, 400, et::INVALID_REQUEST_ID, format!("Invalid request ID: {request_id}"));
                 false
             }
             None => {
@@ -1821,10 +1654,7 @@ impl Lifecycle {
             if let Some(token) = self.exts[i].parked.take() {
                 self.exts[i].state = ExtState::Busy;
                 let mut reply = Reply::json(200, &event);
-                reply.headers.push((
-                    headers::EXTENSION_EVENT_IDENTIFIER,
-                    uuid::Uuid::new_v4().to_string(),
-                ));
+                reply.headers.push((headers::EXTENSION_EVENT_IDENTIFIER, uuid::Uuid::new_v4().to_string()));
                 self.reply(token, reply);
             }
         }
@@ -1874,17 +1704,9 @@ impl Lifecycle {
             || format!("Extension {name} reported {error_type}"),
             |m| format!("Extension {name} reported {error_type}: {m}"),
         );
-        self.exts[i].state = if init {
-            ExtState::InitError
-        } else {
-            ExtState::ExitError
-        };
+        self.exts[i].state = if init { ExtState::InitError } else { ExtState::ExitError };
         self.exts[i].parked = None;
-        let fatal = if init {
-            et::EXTENSION_INIT_ERROR
-        } else {
-            et::EXTENSION_EXIT_ERROR
-        };
+        let fatal = if init { et::EXTENSION_INIT_ERROR } else { et::EXTENSION_EXIT_ERROR };
         match self.phase {
             PhaseState::Initializing => self.init_failed(Status::Error, fatal, message),
             PhaseState::Invoking => self.abort_invoke(ctx, Status::Error, fatal, message),
@@ -1895,36 +1717,19 @@ impl Lifecycle {
 
     fn on_subscribe(&mut self, ctx: Ctx, token: Token, api: Api, id: Option<String>, body: Bytes) {
         let (validation, closed, conflict) = match api {
-            Api::Telemetry => (
-                et::TELEMETRY_VALIDATION,
-                et::TELEMETRY_SUBSCRIPTION_CLOSED,
-                et::TELEMETRY_CONFLICT,
-            ),
-            Api::Logs => (
-                et::LOGS_VALIDATION,
-                et::LOGS_SUBSCRIPTION_CLOSED,
-                et::LOGS_CONFLICT,
-            ),
+            Api::Telemetry => (et::TELEMETRY_VALIDATION, et::TELEMETRY_SUBSCRIPTION_CLOSED, et::TELEMETRY_CONFLICT),
+            Api::Logs => (et::LOGS_VALIDATION, et::LOGS_SUBSCRIPTION_CLOSED, et::LOGS_CONFLICT),
         };
         let i = match self.lookup(id.as_deref()) {
             Ok(i) => i,
             Err(r) => return self.reply(token, r),
         };
         if self.phase != PhaseState::Initializing {
-            return self.fail(
-                token,
-                403,
-                closed,
-                "Subscriptions are accepted only during the init phase",
-            );
+            return self.fail(token, 403, closed, "Subscriptions are accepted only during the init phase");
         }
         if let Some(other) = self.exts[i].api.filter(|a| *a != api) {
             let name = self.exts[i].name.clone();
-            let other = if other == Api::Telemetry {
-                "Telemetry"
-            } else {
-                "Logs"
-            };
+            let other = if other == Api::Telemetry { "Telemetry" } else { "Logs" };
             return self.fail(
                 token,
                 403,
@@ -1935,12 +1740,7 @@ impl Lifecycle {
         let request: tandem_wire::SubscribeRequest = match serde_json::from_slice(&body) {
             Ok(r) => r,
             Err(e) => {
-                return self.fail(
-                    token,
-                    400,
-                    validation,
-                    format!("The request body is not a valid subscription: {e}"),
-                )
+                return self.fail(token, 400, validation, format!("The request body is not a valid subscription: {e}"))
             }
         };
         let subscription = match request.validate(api) {
@@ -1950,20 +1750,9 @@ impl Lifecycle {
         let ext = &mut self.exts[i];
         ext.api = Some(api);
         let name = ext.name.clone();
-        let types: Vec<String> = subscription
-            .types
-            .iter()
-            .map(|t| t.as_str().to_owned())
-            .collect();
-        self.out.push(Action::Subscribe {
-            extension: name.clone(),
-            subscription,
-        });
-        let info = tm::SubscriptionInfo {
-            name,
-            state: "Subscribed".into(),
-            types,
-        };
+        let types: Vec<String> = subscription.types.iter().map(|t| t.as_str().to_owned()).collect();
+        self.out.push(Action::Subscribe { extension: name.clone(), subscription });
+        let info = tm::SubscriptionInfo { name, state: "Subscribed".into(), types };
         let record = match api {
             Api::Telemetry => Record::TelemetrySubscription(info),
             Api::Logs => Record::LogsSubscription(info),
@@ -1983,29 +1772,14 @@ impl Lifecycle {
 /// The trace header of an invocation: the caller's, or a fresh unsampled one as Lambda
 /// generates when tracing is not active.
 fn trace_context(request: &InvokeRequest) -> TraceContext {
-    let value = request
-        .trace_id
-        .clone()
-        .filter(|t| !t.is_empty())
-        .unwrap_or_else(new_trace_header);
-    TraceContext {
-        span_id: None,
-        kind: "X-Amzn-Trace-Id".into(),
-        value,
-    }
+    let value = request.trace_id.clone().filter(|t| !t.is_empty()).unwrap_or_else(new_trace_header);
+    TraceContext { span_id: None, kind: "X-Amzn-Trace-Id".into(), value }
 }
 
 fn new_trace_header() -> String {
     let id = uuid::Uuid::new_v4().simple().to_string();
-    let secs = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
-    format!(
-        "Root=1-{secs:08x}-{};Parent={};Sampled=0",
-        &id[..24],
-        &id[16..32]
-    )
+    let secs = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+    format!("Root=1-{secs:08x}-{};Parent={};Sampled=0", &id[..24], &id[16..32])
 }
 
 /// Lambda's rule: timeouts are `timeout`, platform faults (`Sandbox.*`) `failure`,

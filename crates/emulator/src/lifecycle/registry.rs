@@ -45,10 +45,7 @@ pub struct Extension {
 
 impl Extension {
     pub(super) fn live(&self) -> bool {
-        !matches!(
-            self.state,
-            ExtState::Gone | ExtState::InitError | ExtState::ExitError
-        )
+        !matches!(self.state, ExtState::Gone | ExtState::InitError | ExtState::ExitError)
     }
 
     pub(super) fn event_names(&self) -> Vec<String> {
@@ -83,13 +80,10 @@ impl Lifecycle {
                 format!("{} {id:?} is not a UUID", headers::EXTENSION_IDENTIFIER),
             ));
         }
-        self.exts.iter().position(|e| e.id == id).ok_or_else(|| {
-            Reply::error(
-                403,
-                et::EXTENSION_UNKNOWN_ID,
-                format!("Unknown extension identifier {id}"),
-            )
-        })
+        self.exts
+            .iter()
+            .position(|e| e.id == id)
+            .ok_or_else(|| Reply::error(403, et::EXTENSION_UNKNOWN_ID, format!("Unknown extension identifier {id}")))
     }
 
     pub(super) fn on_register(
@@ -127,18 +121,9 @@ impl Lifecycle {
             }
         };
         if request.configuration_keys.is_some() {
-            return self.fail(
-                token,
-                403,
-                et::INVALID_REQUEST_FORMAT,
-                "configurationKeys is no longer supported",
-            );
+            return self.fail(token, 403, et::INVALID_REQUEST_FORMAT, "configurationKeys is no longer supported");
         }
-        if let Some(bad) = request
-            .events
-            .iter()
-            .find(|e| matches!(e, EventType::Other(_)))
-        {
+        if let Some(bad) = request.events.iter().find(|e| matches!(e, EventType::Other(_))) {
             return self.fail(
                 token,
                 403,
@@ -147,17 +132,9 @@ impl Lifecycle {
             );
         }
         let open = self.phase == PhaseState::Initializing
-            && self
-                .init
-                .as_ref()
-                .is_some_and(|i| !i.registration_closed && i.failure.is_none());
+            && self.init.as_ref().is_some_and(|i| !i.registration_closed && i.failure.is_none());
         if !open {
-            return self.fail(
-                token,
-                403,
-                et::EXTENSION_REGISTRATION_CLOSED,
-                "Registration is closed: init has ended",
-            );
+            return self.fail(token, 403, et::EXTENSION_REGISTRATION_CLOSED, "Registration is closed: init has ended");
         }
         if self.exts.iter().any(|e| e.name == name) {
             return self.fail(
@@ -175,10 +152,7 @@ impl Lifecycle {
                 format!("At most {MAX_EXTENSIONS} extensions can register"),
             );
         }
-        let launched = self
-            .launched
-            .iter()
-            .position(|l| l.name == name && !l.registered);
+        let launched = self.launched.iter().position(|l| l.name == name && !l.registered);
         let external = launched.is_some();
         let invoke = request.events.contains(&EventType::Invoke);
         let shutdown = request.events.contains(&EventType::Shutdown);
@@ -215,15 +189,8 @@ impl Lifecycle {
             account_id: accept_account_id.then(|| self.cfg.account_id.clone()),
         };
         let mut reply = Reply::json(200, &body);
-        reply
-            .headers
-            .push((headers::EXTENSION_IDENTIFIER, id.clone()));
+        reply.headers.push((headers::EXTENSION_IDENTIFIER, id.clone()));
         self.out.push(Action::Reply { token, reply });
-        self.observe(Observation::ExtensionRegistered {
-            name,
-            id,
-            external,
-            events,
-        });
+        self.observe(Observation::ExtensionRegistered { name, id, external, events });
     }
 }

@@ -29,19 +29,11 @@ fn cfg(exts: &[&str]) -> LifecycleConfig {
 
 impl H {
     fn new(exts: &[&str]) -> Self {
-        H {
-            lc: Lifecycle::new(cfg(exts), Clock::new()),
-            now: Instant::now(),
-            next_token: 1,
-            mem: 40,
-        }
+        H { lc: Lifecycle::new(cfg(exts), Clock::new()), now: Instant::now(), next_token: 1, mem: 40 }
     }
 
     fn ctx(&self) -> Ctx {
-        Ctx {
-            now: self.now,
-            memory_peak_mb: self.mem,
-        }
+        Ctx { now: self.now, memory_peak_mb: self.mem }
     }
 
     fn tick(&mut self, ms: u64) {
@@ -76,9 +68,7 @@ impl H {
     }
 
     fn next(&mut self, id: &str) -> (Token, Vec<Action>) {
-        self.api(ApiCall::ExtNext {
-            id: Some(id.into()),
-        })
+        self.api(ApiCall::ExtNext { id: Some(id.into()) })
     }
 
     fn invoke(&mut self, rid: &str) -> (Token, Vec<Action>) {
@@ -87,10 +77,7 @@ impl H {
         let a = self.input(Input::Invoke {
             token,
             request_id: rid.into(),
-            request: InvokeRequest {
-                payload: Bytes::from_static(b"{\"k\":1}"),
-                ..Default::default()
-            },
+            request: InvokeRequest { payload: Bytes::from_static(b"{\"k\":1}"), ..Default::default() },
         });
         (token, a)
     }
@@ -128,9 +115,7 @@ fn reply(actions: &[Action], token: Token) -> Option<Reply> {
 }
 
 fn error_type(r: &Reply) -> String {
-    serde_json::from_slice::<ErrorResponse>(&r.body)
-        .map(|e| e.error_type)
-        .unwrap_or_default()
+    serde_json::from_slice::<ErrorResponse>(&r.body).map(|e| e.error_type).unwrap_or_default()
 }
 
 fn records(actions: &[Action]) -> Vec<String> {
@@ -174,22 +159,12 @@ fn cold_init_starts_extensions_then_runtime_and_freezes_when_all_wait() {
     let (r, a_id) = h.register("a", r#"["INVOKE"]"#);
     assert_eq!(r.status, 200);
     // The runtime waits until every launched extension has registered.
-    assert!(!has(
-        &h.input(Input::Timer(TimerId::Reap(99))),
-        |x| matches!(x, Action::Spawn { .. })
-    ));
-    let (t, acts) = h.api(ApiCall::ExtRegister {
-        name: Some("b".into()),
-        body: Bytes::new(),
-        accept_account_id: true,
-    });
+    assert!(!has(&h.input(Input::Timer(TimerId::Reap(99))), |x| matches!(x, Action::Spawn { .. })));
+    let (t, acts) = h.api(ApiCall::ExtRegister { name: Some("b".into()), body: Bytes::new(), accept_account_id: true });
     let body: RegisterResponse = serde_json::from_slice(&reply(&acts, t).unwrap().body).unwrap();
     assert_eq!(body.account_id.as_deref(), Some("012345678912"));
     assert_eq!(body.handler, "h.handler");
-    assert!(has(
-        &acts,
-        |x| matches!(x, Action::Spawn { proc } if proc.kind == ProcKind::Runtime)
-    ));
+    assert!(has(&acts, |x| matches!(x, Action::Spawn { proc } if proc.kind == ProcKind::Runtime)));
     let b_id = h.lc.extensions()[1].id.clone();
 
     let (t, acts) = h.next(&a_id);
@@ -197,11 +172,7 @@ fn cold_init_starts_extensions_then_runtime_and_freezes_when_all_wait() {
     assert_eq!(records(&acts), vec![ty::EXTENSION]);
     let (_, acts) = h.api(ApiCall::RuntimeNext);
     assert_eq!(records(&acts), vec![ty::INIT_RUNTIME_DONE]);
-    assert_eq!(
-        h.lc.phase(),
-        PhaseState::Initializing,
-        "b has not called next"
-    );
+    assert_eq!(h.lc.phase(), PhaseState::Initializing, "b has not called next");
     // Registration closes at the runtime's first next.
     let (r, _) = h.register("late", "[]");
     assert_eq!(error_type(&r), et::EXTENSION_REGISTRATION_CLOSED);
@@ -224,10 +195,7 @@ fn invoke_delivers_events_and_reports_after_the_last_extension_next() {
     match ev {
         NextEvent::Invoke(i) => {
             assert_eq!(i.request_id, "r1");
-            assert_eq!(
-                i.invoked_function_arn,
-                "arn:aws:lambda:us-east-1:012345678912:function:fn"
-            );
+            assert_eq!(i.invoked_function_arn, "arn:aws:lambda:us-east-1:012345678912:function:fn");
             assert!(i.tracing.unwrap().value.starts_with("Root=1-"));
         }
         other => panic!("{other:?}"),
@@ -235,23 +203,13 @@ fn invoke_delivers_events_and_reports_after_the_last_extension_next() {
     let runtime_reply = a
         .iter()
         .find_map(|x| match x {
-            Action::Reply { reply, .. } if reply.body == Bytes::from_static(b"{\"k\":1}") => {
-                Some(reply.clone())
-            }
+            Action::Reply { reply, .. } if reply.body == Bytes::from_static(b"{\"k\":1}") => Some(reply.clone()),
             _ => None,
         })
         .expect("event to runtime");
-    let hdr = |k: &str| {
-        runtime_reply
-            .headers
-            .iter()
-            .find(|(n, _)| *n == k)
-            .map(|(_, v)| v.clone())
-    };
+    let hdr = |k: &str| runtime_reply.headers.iter().find(|(n, _)| *n == k).map(|(_, v)| v.clone());
     assert_eq!(hdr(headers::RUNTIME_REQUEST_ID).as_deref(), Some("r1"));
-    assert!(
-        hdr(headers::RUNTIME_DEADLINE_MS).is_some() && hdr(headers::RUNTIME_TRACE_ID).is_some()
-    );
+    assert!(hdr(headers::RUNTIME_DEADLINE_MS).is_some() && hdr(headers::RUNTIME_TRACE_ID).is_some());
 
     h.tick(10);
     let (t, a) = h.respond("r1", b"\"ok\"");
@@ -263,17 +221,11 @@ fn invoke_delivers_events_and_reports_after_the_last_extension_next() {
             _ => None,
         })
         .unwrap();
-    assert_eq!(
-        (result.payload.as_ref(), result.function_error.clone()),
-        (&b"\"ok\""[..], None)
-    );
+    assert_eq!((result.payload.as_ref(), result.function_error.clone()), (&b"\"ok\""[..], None));
     // A second answer for the same invocation is a state error.
     let (t, a) = h.respond("r1", b"x");
     assert_eq!(
-        (
-            reply(&a, t).unwrap().status,
-            error_type(&reply(&a, t).unwrap())
-        ),
+        (reply(&a, t).unwrap().status, error_type(&reply(&a, t).unwrap())),
         (403, et::INVALID_STATE_TRANSITION.to_string())
     );
     h.tick(2);
@@ -282,24 +234,12 @@ fn invoke_delivers_events_and_reports_after_the_last_extension_next() {
         Record::RuntimeDone(r) => {
             assert_eq!(r.status, Status::Success);
             assert_eq!(r.metrics.unwrap().produced_bytes, Some(4));
-            let names: Vec<_> = r
-                .spans
-                .as_ref()
-                .unwrap()
-                .iter()
-                .map(|s| s.name.as_str())
-                .collect();
-            assert_eq!(
-                names,
-                vec!["responseLatency", "responseDuration", "runtimeOverhead"]
-            );
+            let names: Vec<_> = r.spans.as_ref().unwrap().iter().map(|s| s.name.as_str()).collect();
+            assert_eq!(names, vec!["responseLatency", "responseDuration", "runtimeOverhead"]);
         }
         _ => unreachable!(),
     }
-    assert!(
-        !records(&a).contains(&ty::REPORT.to_string()),
-        "the extension has not called next"
-    );
+    assert!(!records(&a).contains(&ty::REPORT.to_string()), "the extension has not called next");
     h.tick(7);
     let (_, a) = h.next(&id);
     match record(&a, ty::REPORT) {
@@ -309,10 +249,7 @@ fn invoke_delivers_events_and_reports_after_the_last_extension_next() {
             assert_eq!(r.metrics.max_memory_used_mb, 40);
             assert!(r.metrics.init_duration_ms.is_some(), "cold start");
             let span = &r.spans.as_ref().unwrap()[0];
-            assert_eq!(
-                (span.name.as_str(), span.duration_ms),
-                ("extensionOverhead", 7.0)
-            );
+            assert_eq!((span.name.as_str(), span.duration_ms), ("extensionOverhead", 7.0));
         }
         _ => unreachable!(),
     }
@@ -338,21 +275,9 @@ fn register_error_matrix() {
         (None, "{}", et::EXTENSION_INVALID_NAME),
         (Some(""), "{}", et::EXTENSION_INVALID_NAME),
         (Some("x"), "{bad json", et::INVALID_REQUEST_FORMAT),
-        (
-            Some("x"),
-            r#"{"events":["INVOKE"],"configurationKeys":["a"]}"#,
-            et::INVALID_REQUEST_FORMAT,
-        ),
-        (
-            Some("x"),
-            r#"{"events":["BOOT"]}"#,
-            et::EXTENSION_INVALID_EVENT_TYPE,
-        ),
-        (
-            Some("internal"),
-            r#"{"events":["SHUTDOWN"]}"#,
-            et::EXTENSION_INVALID_EVENT_TYPE,
-        ),
+        (Some("x"), r#"{"events":["INVOKE"],"configurationKeys":["a"]}"#, et::INVALID_REQUEST_FORMAT),
+        (Some("x"), r#"{"events":["BOOT"]}"#, et::EXTENSION_INVALID_EVENT_TYPE),
+        (Some("internal"), r#"{"events":["SHUTDOWN"]}"#, et::EXTENSION_INVALID_EVENT_TYPE),
     ];
     for (name, body, want) in cases {
         let (t, a) = h.api(ApiCall::ExtRegister {
@@ -361,20 +286,12 @@ fn register_error_matrix() {
             accept_account_id: false,
         });
         let r = reply(&a, t).unwrap();
-        assert_eq!(
-            (r.status, error_type(&r)),
-            (403, want.to_string()),
-            "{name:?} {body}"
-        );
+        assert_eq!((r.status, error_type(&r)), (403, want.to_string()), "{name:?} {body}");
     }
     let (r, _) = h.register("ext", r#"["INVOKE"]"#);
     assert_eq!(r.status, 200);
     let (r, _) = h.register("ext", r#"["INVOKE"]"#);
-    assert_eq!(
-        error_type(&r),
-        et::EXTENSION_INVALID_STATE,
-        "duplicate name"
-    );
+    assert_eq!(error_type(&r), et::EXTENSION_INVALID_STATE, "duplicate name");
     for i in 0..9 {
         let (r, _) = h.register(&format!("internal-{i}"), r#"["INVOKE"]"#);
         assert_eq!(r.status, 200);
@@ -391,57 +308,26 @@ fn identifier_and_state_errors() {
     for (hdr, want) in [
         (None, et::EXTENSION_MISSING_ID),
         (Some("not-a-uuid"), et::EXTENSION_INVALID_ID),
-        (
-            Some("6f1f7a3c-8b7e-4c1e-9d0a-4b5a2c3d4e5f"),
-            et::EXTENSION_UNKNOWN_ID,
-        ),
+        (Some("6f1f7a3c-8b7e-4c1e-9d0a-4b5a2c3d4e5f"), et::EXTENSION_UNKNOWN_ID),
     ] {
-        let (t, a) = h.api(ApiCall::ExtNext {
-            id: hdr.map(Into::into),
-        });
+        let (t, a) = h.api(ApiCall::ExtNext { id: hdr.map(Into::into) });
         assert_eq!(error_type(&reply(&a, t).unwrap()), want);
-        let (t, a) = h.api(ApiCall::Subscribe {
-            api: Api::Telemetry,
-            id: hdr.map(Into::into),
-            body: Bytes::new(),
-        });
+        let (t, a) = h.api(ApiCall::Subscribe { api: Api::Telemetry, id: hdr.map(Into::into), body: Bytes::new() });
         assert_eq!(error_type(&reply(&a, t).unwrap()), want);
     }
-    let (t, a) = h.api(ApiCall::ExtInitError {
-        id: Some(id.clone()),
-        error_type: None,
-        body: Bytes::new(),
-    });
-    assert_eq!(
-        error_type(&reply(&a, t).unwrap()),
-        et::EXTENSION_MISSING_HEADER
-    );
-    let (t, a) = h.api(ApiCall::ExtExitError {
-        id: Some(id.clone()),
-        error_type: None,
-        body: Bytes::new(),
-    });
-    assert_eq!(
-        error_type(&reply(&a, t).unwrap()),
-        et::EXTENSION_MISSING_HEADER
-    );
+    let (t, a) = h.api(ApiCall::ExtInitError { id: Some(id.clone()), error_type: None, body: Bytes::new() });
+    assert_eq!(error_type(&reply(&a, t).unwrap()), et::EXTENSION_MISSING_HEADER);
+    let (t, a) = h.api(ApiCall::ExtExitError { id: Some(id.clone()), error_type: None, body: Bytes::new() });
+    assert_eq!(error_type(&reply(&a, t).unwrap()), et::EXTENSION_MISSING_HEADER);
     h.next(&id);
     let (t, a) = h.next(&id);
-    assert_eq!(
-        error_type(&reply(&a, t).unwrap()),
-        et::EXTENSION_INVALID_STATE,
-        "next twice"
-    );
+    assert_eq!(error_type(&reply(&a, t).unwrap()), et::EXTENSION_INVALID_STATE, "next twice");
     let (t, a) = h.api(ApiCall::ExtInitError {
         id: Some(id.clone()),
         error_type: Some("Extension.X".into()),
         body: Bytes::new(),
     });
-    assert_eq!(
-        error_type(&reply(&a, t).unwrap()),
-        et::EXTENSION_INVALID_STATE,
-        "init/error after ready"
-    );
+    assert_eq!(error_type(&reply(&a, t).unwrap()), et::EXTENSION_INVALID_STATE, "init/error after ready");
 }
 
 #[test]
@@ -454,56 +340,28 @@ fn subscription_rules() {
             r#"{{"schemaVersion":"2022-12-13","types":["platform","function"],"destination":{{"protocol":"HTTP","URI":"http://sandbox.localdomain:{port}"}}}}"#
         ))
     };
-    let (t, a) = h.api(ApiCall::Subscribe {
-        api: Api::Telemetry,
-        id: Some(id.clone()),
-        body: sub(9001),
-    });
+    let (t, a) = h.api(ApiCall::Subscribe { api: Api::Telemetry, id: Some(id.clone()), body: sub(9001) });
     let r = reply(&a, t).unwrap();
-    assert_eq!(
-        (r.status, error_type(&r)),
-        (400, et::TELEMETRY_VALIDATION.to_string())
-    );
-    let (t, a) = h.api(ApiCall::Subscribe {
-        api: Api::Telemetry,
-        id: Some(id.clone()),
-        body: Bytes::from_static(b"["),
-    });
+    assert_eq!((r.status, error_type(&r)), (400, et::TELEMETRY_VALIDATION.to_string()));
+    let (t, a) =
+        h.api(ApiCall::Subscribe { api: Api::Telemetry, id: Some(id.clone()), body: Bytes::from_static(b"[") });
     assert_eq!(reply(&a, t).unwrap().status, 400);
-    let (t, a) = h.api(ApiCall::Subscribe {
-        api: Api::Telemetry,
-        id: Some(id.clone()),
-        body: sub(4243),
-    });
+    let (t, a) = h.api(ApiCall::Subscribe { api: Api::Telemetry, id: Some(id.clone()), body: sub(4243) });
     assert_eq!(reply(&a, t).unwrap().status, 200);
     assert!(has(
         &a,
         |x| matches!(x, Action::Subscribe { extension, subscription } if extension == "ext" && subscription.port == 4243)
     ));
     assert_eq!(records(&a), vec![ty::TELEMETRY_SUBSCRIPTION]);
-    let (t, a) = h.api(ApiCall::Subscribe {
-        api: Api::Logs,
-        id: Some(id.clone()),
-        body: sub(4244),
-    });
+    let (t, a) = h.api(ApiCall::Subscribe { api: Api::Logs, id: Some(id.clone()), body: sub(4244) });
     let r = reply(&a, t).unwrap();
-    assert_eq!(
-        (r.status, error_type(&r)),
-        (403, et::LOGS_CONFLICT.to_string())
-    );
+    assert_eq!((r.status, error_type(&r)), (403, et::LOGS_CONFLICT.to_string()));
     h.next(&id);
     h.api(ApiCall::RuntimeNext);
     assert_eq!(h.lc.phase(), PhaseState::Ready);
-    let (t, a) = h.api(ApiCall::Subscribe {
-        api: Api::Telemetry,
-        id: Some(id),
-        body: sub(4243),
-    });
+    let (t, a) = h.api(ApiCall::Subscribe { api: Api::Telemetry, id: Some(id), body: sub(4243) });
     let r = reply(&a, t).unwrap();
-    assert_eq!(
-        (r.status, error_type(&r)),
-        (403, et::TELEMETRY_SUBSCRIPTION_CLOSED.to_string())
-    );
+    assert_eq!((r.status, error_type(&r)), (403, et::TELEMETRY_SUBSCRIPTION_CLOSED.to_string()));
 }
 
 #[test]
@@ -511,33 +369,16 @@ fn runtime_api_errors() {
     let (mut h, _id, _) = H::ready_with_ext();
     let (t, a) = h.respond("nope", b"1");
     assert_eq!(error_type(&reply(&a, t).unwrap()), et::INVALID_REQUEST_ID);
-    let (t, a) = h.api(ApiCall::RuntimeInitError {
-        error_type: Some("X".into()),
-        body: Bytes::new(),
-    });
-    assert_eq!(
-        error_type(&reply(&a, t).unwrap()),
-        et::INVALID_STATE_TRANSITION
-    );
+    let (t, a) = h.api(ApiCall::RuntimeInitError { error_type: Some("X".into()), body: Bytes::new() });
+    assert_eq!(error_type(&reply(&a, t).unwrap()), et::INVALID_STATE_TRANSITION);
     let (caller, _) = h.invoke("r1");
     let (t, a) = h.respond("other", b"1");
     assert_eq!(reply(&a, t).unwrap().status, 400);
     let (t, a) = h.api(ApiCall::RuntimeNext);
-    assert_eq!(
-        error_type(&reply(&a, t).unwrap()),
-        et::INVALID_STATE_TRANSITION,
-        "next before answering"
-    );
-    let (t, a) = h.api(ApiCall::RuntimeResponseTooLarge {
-        request_id: "r1".into(),
-        size: 7 << 20,
-        limit: 6 << 20,
-    });
+    assert_eq!(error_type(&reply(&a, t).unwrap()), et::INVALID_STATE_TRANSITION, "next before answering");
+    let (t, a) = h.api(ApiCall::RuntimeResponseTooLarge { request_id: "r1".into(), size: 7 << 20, limit: 6 << 20 });
     let r = reply(&a, t).unwrap();
-    assert_eq!(
-        (r.status, error_type(&r)),
-        (413, et::REQUEST_ENTITY_TOO_LARGE.to_string())
-    );
+    assert_eq!((r.status, error_type(&r)), (413, et::REQUEST_ENTITY_TOO_LARGE.to_string()));
     let res = a
         .iter()
         .find_map(|x| match x {
@@ -545,10 +386,7 @@ fn runtime_api_errors() {
             _ => None,
         })
         .unwrap();
-    assert_eq!(
-        res.error_type.as_deref(),
-        Some(et::FUNCTION_RESPONSE_TOO_LARGE)
-    );
+    assert_eq!(res.error_type.as_deref(), Some(et::FUNCTION_RESPONSE_TOO_LARGE));
     assert_eq!(res.function_error.as_deref(), Some("Unhandled"));
     let (_, a) = h.api(ApiCall::RuntimeNext);
     match record(&a, ty::RUNTIME_DONE) {
@@ -568,9 +406,7 @@ fn function_error_is_unhandled_with_the_posted_type() {
     let (t, a) = h.api(ApiCall::RuntimeError {
         request_id: "r1".into(),
         error_type: Some("MyError".into()),
-        body: Bytes::from_static(
-            br#"{"errorMessage":"boom","errorType":"MyError","stackTrace":[]}"#,
-        ),
+        body: Bytes::from_static(br#"{"errorMessage":"boom","errorType":"MyError","stackTrace":[]}"#),
         xray_cause: None,
         received: now,
     });
@@ -587,17 +423,12 @@ fn function_error_is_unhandled_with_the_posted_type() {
     h.api(ApiCall::RuntimeNext);
     let (_, a) = h.next(&id);
     match record(&a, ty::REPORT) {
-        Record::Report(r) => assert_eq!(
-            (r.status.clone(), r.error_type.as_deref()),
-            (Some(Status::Error), Some("MyError"))
-        ),
+        Record::Report(r) => {
+            assert_eq!((r.status.clone(), r.error_type.as_deref()), (Some(Status::Error), Some("MyError")))
+        }
         _ => unreachable!(),
     }
-    assert_eq!(
-        h.lc.phase(),
-        PhaseState::Ready,
-        "a handled function error does not reset"
-    );
+    assert_eq!(h.lc.phase(), PhaseState::Ready, "a handled function error does not reset");
 }
 
 #[test]
@@ -607,10 +438,7 @@ fn timeout_answers_the_caller_reports_and_resets_with_reason_timeout() {
     let timer = a
         .iter()
         .find_map(|x| match x {
-            Action::Timer {
-                id: id @ TimerId::Invoke(_),
-                ..
-            } => Some(*id),
+            Action::Timer { id: id @ TimerId::Invoke(_), .. } => Some(*id),
             _ => None,
         })
         .unwrap();
@@ -629,27 +457,16 @@ fn timeout_answers_the_caller_reports_and_resets_with_reason_timeout() {
     assert!(String::from_utf8_lossy(&res.payload).contains("Task timed out after 3.00 seconds"));
     assert_eq!(records(&a), vec![ty::RUNTIME_DONE, ty::REPORT]);
     match record(&a, ty::REPORT) {
-        Record::Report(r) => assert_eq!(
-            (r.status.clone(), r.error_type.as_deref()),
-            (Some(Status::Timeout), Some(et::SANDBOX_TIMEOUT))
-        ),
+        Record::Report(r) => {
+            assert_eq!((r.status.clone(), r.error_type.as_deref()), (Some(Status::Timeout), Some(et::SANDBOX_TIMEOUT)))
+        }
         _ => unreachable!(),
     }
     // The runtime is killed (no SIGTERM on a reset); SHUTDOWN waits for the telemetry flush.
-    assert!(has(
-        &a,
-        |x| matches!(x, Action::Signal { proc, signal: Signal::Kill } if proc.kind == ProcKind::Runtime)
-    ));
+    assert!(has(&a, |x| matches!(x, Action::Signal { proc, signal: Signal::Kill } if proc.kind == ProcKind::Runtime)));
     let a = h.input(Input::Exited {
-        proc: ProcId {
-            generation: 1,
-            kind: ProcKind::Runtime,
-        },
-        exit: ExitInfo {
-            code: None,
-            signal: Some(9),
-            oom: false,
-        },
+        proc: ProcId { generation: 1, kind: ProcKind::Runtime },
+        exit: ExitInfo { code: None, signal: Some(9), oom: false },
     });
     assert!(has(&a, |x| matches!(x, Action::FlushTelemetry { .. })));
     let a = h.input(Input::TelemetryFlushed { generation: 1 });
@@ -665,14 +482,8 @@ fn timeout_answers_the_caller_reports_and_resets_with_reason_timeout() {
         other => panic!("{other:?}"),
     }
     let a = h.input(Input::Exited {
-        proc: ProcId {
-            generation: 1,
-            kind: ProcKind::Extension(0),
-        },
-        exit: ExitInfo {
-            code: Some(0),
-            ..Default::default()
-        },
+        proc: ProcId { generation: 1, kind: ProcKind::Extension(0) },
+        exit: ExitInfo { code: Some(0), ..Default::default() },
     });
     assert!(!has(&a, |x| matches!(x, Action::ShutdownComplete)));
     assert_eq!(h.lc.phase(), PhaseState::NeedsInit);
@@ -686,21 +497,12 @@ fn timeout_answers_the_caller_reports_and_resets_with_reason_timeout() {
 
 #[test]
 fn runtime_exit_and_extension_crash_fail_the_invoke() {
-    for (kind, want) in [
-        (ProcKind::Runtime, et::RUNTIME_EXIT_ERROR),
-        (ProcKind::Extension(0), et::EXTENSION_CRASH),
-    ] {
+    for (kind, want) in [(ProcKind::Runtime, et::RUNTIME_EXIT_ERROR), (ProcKind::Extension(0), et::EXTENSION_CRASH)] {
         let (mut h, _id, _) = H::ready_with_ext();
         let (caller, _) = h.invoke("r1");
         let a = h.input(Input::Exited {
-            proc: ProcId {
-                generation: 1,
-                kind,
-            },
-            exit: ExitInfo {
-                code: Some(1),
-                ..Default::default()
-            },
+            proc: ProcId { generation: 1, kind },
+            exit: ExitInfo { code: Some(1), ..Default::default() },
         });
         let res = a
             .iter()
@@ -720,15 +522,8 @@ fn runtime_exit_and_extension_crash_fail_the_invoke() {
     let (mut h, _id, _) = H::ready_with_ext();
     let (caller, _) = h.invoke("r1");
     let a = h.input(Input::Exited {
-        proc: ProcId {
-            generation: 1,
-            kind: ProcKind::Runtime,
-        },
-        exit: ExitInfo {
-            code: None,
-            signal: Some(9),
-            oom: true,
-        },
+        proc: ProcId { generation: 1, kind: ProcKind::Runtime },
+        exit: ExitInfo { code: None, signal: Some(9), oom: true },
     });
     let res = a
         .iter()
@@ -751,57 +546,32 @@ fn init_failure_is_reported_then_retried_at_the_first_invoke() {
     assert_eq!(reply(&a, t).unwrap().status, 202);
     assert_eq!(records(&a), vec![ty::INIT_RUNTIME_DONE, ty::INIT_REPORT]);
     match record(&a, ty::INIT_REPORT) {
-        Record::InitReport(r) => assert_eq!(
-            (r.status.clone(), r.error_type.as_deref()),
-            (Status::Error, Some("Runtime.ImportModuleError"))
-        ),
+        Record::InitReport(r) => {
+            assert_eq!((r.status.clone(), r.error_type.as_deref()), (Status::Error, Some("Runtime.ImportModuleError")))
+        }
         _ => unreachable!(),
     }
     // No extension: no SIGTERM, the runtime is killed.
-    assert!(has(&a, |x| matches!(
-        x,
-        Action::Signal {
-            signal: Signal::Kill,
-            ..
-        }
-    )));
+    assert!(has(&a, |x| matches!(x, Action::Signal { signal: Signal::Kill, .. })));
     h.input(Input::Exited {
-        proc: ProcId {
-            generation: 1,
-            kind: ProcKind::Runtime,
-        },
-        exit: ExitInfo {
-            code: Some(1),
-            ..Default::default()
-        },
+        proc: ProcId { generation: 1, kind: ProcKind::Runtime },
+        exit: ExitInfo { code: Some(1), ..Default::default() },
     });
     let a = h.input(Input::TelemetryFlushed { generation: 1 });
-    assert!(
-        a.is_empty() || h.lc.phase() == PhaseState::NeedsInit,
-        "{a:?}"
-    );
+    assert!(a.is_empty() || h.lc.phase() == PhaseState::NeedsInit, "{a:?}");
     assert_eq!(h.lc.phase(), PhaseState::NeedsInit);
     // First invoke: init again, phase invoke, then the invocation itself.
     let (caller, a) = h.invoke("r1");
     assert_eq!(records(&a), vec![ty::INIT_START]);
-    assert!(has(
-        &a,
-        |x| matches!(x, Action::Spawn { proc } if proc.generation == 2 && proc.kind == ProcKind::Runtime)
-    ));
+    assert!(has(&a, |x| matches!(x, Action::Spawn { proc } if proc.generation == 2 && proc.kind == ProcKind::Runtime)));
     h.tick(50);
     let (_, a) = h.api(ApiCall::RuntimeNext);
-    assert_eq!(
-        records(&a),
-        vec![ty::INIT_RUNTIME_DONE, ty::INIT_REPORT, ty::START]
-    );
+    assert_eq!(records(&a), vec![ty::INIT_RUNTIME_DONE, ty::INIT_REPORT, ty::START]);
     h.respond("r1", b"1");
     let (_, a) = h.api(ApiCall::RuntimeNext);
     match record(&a, ty::REPORT) {
         Record::Report(r) => {
-            assert_eq!(
-                r.metrics.init_duration_ms, None,
-                "a suppressed init is part of the duration"
-            );
+            assert_eq!(r.metrics.init_duration_ms, None, "a suppressed init is part of the duration");
             assert_eq!(r.metrics.duration_ms, 50.0);
         }
         _ => unreachable!(),
@@ -813,31 +583,16 @@ fn init_failure_is_reported_then_retried_at_the_first_invoke() {
 fn suppressed_init_failure_fails_the_waiting_invoke() {
     let mut h = H::new(&[]);
     h.input(Input::Start);
-    h.api(ApiCall::RuntimeInitError {
-        error_type: Some("Runtime.Boom".into()),
-        body: Bytes::new(),
-    });
+    h.api(ApiCall::RuntimeInitError { error_type: Some("Runtime.Boom".into()), body: Bytes::new() });
     h.input(Input::Exited {
-        proc: ProcId {
-            generation: 1,
-            kind: ProcKind::Runtime,
-        },
-        exit: ExitInfo {
-            code: Some(1),
-            ..Default::default()
-        },
+        proc: ProcId { generation: 1, kind: ProcKind::Runtime },
+        exit: ExitInfo { code: Some(1), ..Default::default() },
     });
     h.input(Input::TelemetryFlushed { generation: 1 });
     let (caller, _) = h.invoke("r1");
     let a = h.input(Input::Exited {
-        proc: ProcId {
-            generation: 2,
-            kind: ProcKind::Runtime,
-        },
-        exit: ExitInfo {
-            code: Some(2),
-            ..Default::default()
-        },
+        proc: ProcId { generation: 2, kind: ProcKind::Runtime },
+        exit: ExitInfo { code: Some(2), ..Default::default() },
     });
     let res = a
         .iter()
@@ -847,16 +602,7 @@ fn suppressed_init_failure_fails_the_waiting_invoke() {
         })
         .unwrap();
     assert_eq!(res.error_type.as_deref(), Some(et::RUNTIME_EXIT_ERROR));
-    assert_eq!(
-        records(&a),
-        vec![
-            ty::INIT_RUNTIME_DONE,
-            ty::INIT_REPORT,
-            ty::START,
-            ty::RUNTIME_DONE,
-            ty::REPORT
-        ]
-    );
+    assert_eq!(records(&a), vec![ty::INIT_RUNTIME_DONE, ty::INIT_REPORT, ty::START, ty::RUNTIME_DONE, ty::REPORT]);
 }
 
 #[test]
@@ -866,10 +612,7 @@ fn init_timeout_and_extension_failures_during_init() {
     let timer = a
         .iter()
         .find_map(|x| match x {
-            Action::Timer {
-                id: id @ TimerId::Init(_),
-                at,
-            } => Some((*id, *at)),
+            Action::Timer { id: id @ TimerId::Init(_), at } => Some((*id, *at)),
             _ => None,
         })
         .unwrap();
@@ -882,14 +625,8 @@ fn init_timeout_and_extension_failures_during_init() {
     let mut h = H::new(&["ext"]);
     h.input(Input::Start);
     let a = h.input(Input::Exited {
-        proc: ProcId {
-            generation: 1,
-            kind: ProcKind::Extension(0),
-        },
-        exit: ExitInfo {
-            code: Some(0),
-            ..Default::default()
-        },
+        proc: ProcId { generation: 1, kind: ProcKind::Extension(0) },
+        exit: ExitInfo { code: Some(0), ..Default::default() },
     });
     match record(&a, ty::INIT_REPORT) {
         Record::InitReport(r) => assert_eq!(r.error_type.as_deref(), Some(et::EXTENSION_CRASH)),
@@ -911,11 +648,7 @@ fn init_timeout_and_extension_failures_during_init() {
         _ => unreachable!(),
     }
     let (t, a) = h.next(&id);
-    assert_eq!(
-        error_type(&reply(&a, t).unwrap()),
-        et::EXTENSION_INVALID_STATE,
-        "no call succeeds after init/error"
-    );
+    assert_eq!(error_type(&reply(&a, t).unwrap()), et::EXTENSION_INVALID_STATE, "no call succeeds after init/error");
 }
 
 #[test]
@@ -923,17 +656,11 @@ fn spindown_terms_the_runtime_then_sends_shutdown_and_kills_at_the_deadline() {
     let (mut h, _id, ext_next) = H::ready_with_ext();
     let a = h.input(Input::Shutdown);
     assert!(has(&a, |x| matches!(x, Action::Thaw)));
-    assert!(has(
-        &a,
-        |x| matches!(x, Action::Signal { proc, signal: Signal::Term } if proc.kind == ProcKind::Runtime)
-    ));
+    assert!(has(&a, |x| matches!(x, Action::Signal { proc, signal: Signal::Term } if proc.kind == ProcKind::Runtime)));
     let deadline = a
         .iter()
         .find_map(|x| match x {
-            Action::Timer {
-                id: TimerId::TeardownDeadline(_),
-                at,
-            } => Some(*at),
+            Action::Timer { id: TimerId::TeardownDeadline(_), at } => Some(*at),
             _ => None,
         })
         .unwrap();
@@ -941,10 +668,7 @@ fn spindown_terms_the_runtime_then_sends_shutdown_and_kills_at_the_deadline() {
     // The runtime ignores SIGTERM: killed after its grace.
     h.tick(300);
     let a = h.input(Input::Timer(TimerId::RuntimeGrace(1)));
-    assert!(has(
-        &a,
-        |x| matches!(x, Action::Signal { proc, signal: Signal::Kill } if proc.kind == ProcKind::Runtime)
-    ));
+    assert!(has(&a, |x| matches!(x, Action::Signal { proc, signal: Signal::Kill } if proc.kind == ProcKind::Runtime)));
     assert!(has(&a, |x| matches!(x, Action::FlushTelemetry { .. })));
     let a = h.input(Input::TelemetryFlushed { generation: 1 });
     let ev: NextEvent = serde_json::from_slice(&reply(&a, ext_next).unwrap().body).unwrap();
@@ -956,15 +680,8 @@ fn spindown_terms_the_runtime_then_sends_shutdown_and_kills_at_the_deadline() {
         other => panic!("{other:?}"),
     }
     h.input(Input::Exited {
-        proc: ProcId {
-            generation: 1,
-            kind: ProcKind::Runtime,
-        },
-        exit: ExitInfo {
-            code: None,
-            signal: Some(9),
-            oom: false,
-        },
+        proc: ProcId { generation: 1, kind: ProcKind::Runtime },
+        exit: ExitInfo { code: None, signal: Some(9), oom: false },
     });
     // The extension ignores SHUTDOWN: killed at the deadline.
     h.tick(1700);
@@ -974,15 +691,8 @@ fn spindown_terms_the_runtime_then_sends_shutdown_and_kills_at_the_deadline() {
         |x| matches!(x, Action::Signal { proc, signal: Signal::Kill } if proc.kind == ProcKind::Extension(0))
     ));
     let a = h.input(Input::Exited {
-        proc: ProcId {
-            generation: 1,
-            kind: ProcKind::Extension(0),
-        },
-        exit: ExitInfo {
-            code: None,
-            signal: Some(9),
-            oom: false,
-        },
+        proc: ProcId { generation: 1, kind: ProcKind::Extension(0) },
+        exit: ExitInfo { code: None, signal: Some(9), oom: false },
     });
     assert!(has(&a, |x| matches!(x, Action::ShutdownComplete)));
     assert_eq!(h.lc.phase(), PhaseState::Done);
@@ -994,16 +704,7 @@ fn shutdown_budget_is_zero_without_extensions_and_500_ms_with_internal_ones() {
     h.input(Input::Start);
     h.api(ApiCall::RuntimeNext);
     let a = h.input(Input::Shutdown);
-    assert!(
-        has(&a, |x| matches!(
-            x,
-            Action::Signal {
-                signal: Signal::Kill,
-                ..
-            }
-        )),
-        "no SIGTERM without extensions"
-    );
+    assert!(has(&a, |x| matches!(x, Action::Signal { signal: Signal::Kill, .. })), "no SIGTERM without extensions");
     let mut h = H::new(&[]);
     h.input(Input::Start);
     let (_, id) = h.register("in-proc", r#"["INVOKE"]"#);
@@ -1014,21 +715,12 @@ fn shutdown_budget_is_zero_without_extensions_and_500_ms_with_internal_ones() {
     let deadline = a
         .iter()
         .find_map(|x| match x {
-            Action::Timer {
-                id: TimerId::TeardownDeadline(_),
-                at,
-            } => Some(*at),
+            Action::Timer { id: TimerId::TeardownDeadline(_), at } => Some(*at),
             _ => None,
         })
         .unwrap();
     assert_eq!(deadline - h.now, Duration::from_millis(500));
-    assert!(has(&a, |x| matches!(
-        x,
-        Action::Signal {
-            signal: Signal::Term,
-            ..
-        }
-    )));
+    assert!(has(&a, |x| matches!(x, Action::Signal { signal: Signal::Term, .. })));
 }
 
 #[test]
@@ -1052,10 +744,7 @@ fn queue_is_bounded_and_drained_in_order() {
         Record::Start(s) => assert_eq!(s.request_id, "r2"),
         _ => unreachable!(),
     }
-    assert!(
-        !has(&a, |x| matches!(x, Action::Freeze)),
-        "no freeze while work is queued"
-    );
+    assert!(!has(&a, |x| matches!(x, Action::Freeze)), "no freeze while work is queued");
 }
 
 #[test]
@@ -1071,10 +760,7 @@ fn extension_not_subscribed_to_invoke_does_not_hold_the_invoke() {
     let (_, a) = h.api(ApiCall::RuntimeNext);
     assert!(records(&a).contains(&ty::REPORT.to_string()));
     match record(&a, ty::REPORT) {
-        Record::Report(r) => assert!(
-            r.spans.is_none(),
-            "no INVOKE subscriber, no extensionOverhead"
-        ),
+        Record::Report(r) => assert!(r.spans.is_none(), "no INVOKE subscriber, no extensionOverhead"),
         _ => unreachable!(),
     }
 }
@@ -1082,13 +768,8 @@ fn extension_not_subscribed_to_invoke_does_not_hold_the_invoke() {
 #[test]
 fn stale_exits_of_an_old_generation_are_ignored() {
     let (mut h, _id, _) = H::ready_with_ext();
-    let a = h.input(Input::Exited {
-        proc: ProcId {
-            generation: 0,
-            kind: ProcKind::Runtime,
-        },
-        exit: ExitInfo::default(),
-    });
+    let a =
+        h.input(Input::Exited { proc: ProcId { generation: 0, kind: ProcKind::Runtime }, exit: ExitInfo::default() });
     assert!(a.is_empty());
     assert_eq!(h.lc.phase(), PhaseState::Ready);
 }

@@ -47,14 +47,7 @@ pub struct Buffer {
 
 impl Buffer {
     pub fn new(limits: Limits) -> Self {
-        Self {
-            limits,
-            queue: VecDeque::new(),
-            bytes: 0,
-            dropped_records: 0,
-            dropped_bytes: 0,
-            force: false,
-        }
+        Self { limits, queue: VecDeque::new(), bytes: 0, dropped_records: 0, dropped_bytes: 0, force: false }
     }
 
     pub fn set_limits(&mut self, limits: Limits) {
@@ -115,9 +108,7 @@ impl Buffer {
         let mut events = Vec::new();
         let mut size = 0;
         while let Some(front) = self.queue.front() {
-            if events.len() >= self.limits.max_items
-                || (size >= self.limits.max_bytes && !events.is_empty())
-            {
+            if events.len() >= self.limits.max_items || (size >= self.limits.max_bytes && !events.is_empty()) {
                 break;
             }
             if !events.is_empty() && size + front.json.len() > 2 * self.limits.max_bytes {
@@ -130,8 +121,7 @@ impl Buffer {
             self.bytes -= p.json.len();
             events.push(p.json);
         }
-        let dropped =
-            (self.dropped_records > 0).then_some((self.dropped_records, self.dropped_bytes));
+        let dropped = (self.dropped_records > 0).then_some((self.dropped_records, self.dropped_bytes));
         self.dropped_records = 0;
         self.dropped_bytes = 0;
         Some(Batch { events, dropped })
@@ -143,13 +133,7 @@ mod tests {
     use super::*;
 
     fn limits() -> Limits {
-        Limits {
-            max_items: 3,
-            max_bytes: 100,
-            timeout: Duration::from_millis(25),
-            cap_items: 5,
-            cap_bytes: 1000,
-        }
+        Limits { max_items: 3, max_bytes: 100, timeout: Duration::from_millis(25), cap_items: 5, cap_bytes: 1000 }
     }
 
     fn ev(n: usize) -> Bytes {
@@ -171,10 +155,7 @@ mod tests {
     #[test]
     fn max_bytes_triggers_a_batch_that_stays_under_twice_the_limit() {
         let t = Instant::now();
-        let mut b = Buffer::new(Limits {
-            max_items: 100,
-            ..limits()
-        });
+        let mut b = Buffer::new(Limits { max_items: 100, ..limits() });
         b.push(ev(60), t);
         assert!(!b.due(t));
         b.push(ev(60), t);
@@ -192,19 +173,13 @@ mod tests {
         b.push(ev(1), t);
         assert_eq!(b.deadline(), Some(t + Duration::from_millis(25)));
         assert!(b.take(t + Duration::from_millis(24)).is_none());
-        assert_eq!(
-            b.take(t + Duration::from_millis(25)).unwrap().events.len(),
-            1
-        );
+        assert_eq!(b.take(t + Duration::from_millis(25)).unwrap().events.len(), 1);
     }
 
     #[test]
     fn overflow_drops_the_oldest_and_counts_exactly() {
         let t = Instant::now();
-        let mut b = Buffer::new(Limits {
-            max_items: 100,
-            ..limits()
-        });
+        let mut b = Buffer::new(Limits { max_items: 100, ..limits() });
         for i in 0..8u8 {
             b.push(Bytes::from(vec![i; 10]), t);
         }

@@ -30,15 +30,12 @@ pub fn platform_lines(event: &Event, timeout_secs: f64) -> Vec<String> {
             s.request_id,
             s.version.as_deref().unwrap_or("$LATEST")
         )),
-        Record::RuntimeDone(r) if r.status == Status::Timeout => out.push(format!(
-            "{} {} Task timed out after {timeout_secs:.2} seconds",
-            event.time, r.request_id
-        )),
+        Record::RuntimeDone(r) if r.status == Status::Timeout => {
+            out.push(format!("{} {} Task timed out after {timeout_secs:.2} seconds", event.time, r.request_id))
+        }
         Record::RuntimeDone(r) => {
-            if let Some(e) = r
-                .error_type
-                .as_deref()
-                .filter(|e| e.starts_with("Runtime.") || e.starts_with("Extension."))
+            if let Some(e) =
+                r.error_type.as_deref().filter(|e| e.starts_with("Runtime.") || e.starts_with("Extension."))
             {
                 out.push(format!("RequestId: {} Error: {e}", r.request_id));
             }

@@ -25,8 +25,7 @@ use tokio::sync::{watch, Notify};
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 const BACKOFF_BASE: Duration = Duration::from_millis(50);
 const BACKOFF_MAX: Duration = Duration::from_secs(1);
-const DROP_REASON: &str =
-    "Consumer seems to have fallen behind as it has not acknowledged receipt of logs.";
+const DROP_REASON: &str = "Consumer seems to have fallen behind as it has not acknowledged receipt of logs.";
 
 /// Where a subscriber listens.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -54,10 +53,7 @@ pub struct Shared {
 impl Shared {
     /// Whether everything pushed so far has been accepted by the subscriber.
     pub fn drained(&self) -> bool {
-        self.state
-            .lock()
-            .map(|s| s.buffer.is_empty() && !s.inflight)
-            .unwrap_or(true)
+        self.state.lock().map(|s| s.buffer.is_empty() && !s.inflight).unwrap_or(true)
     }
 }
 
@@ -172,20 +168,11 @@ impl Task {
                     return;
                 }
                 let sent_ms = self.clock.epoch_ms(Instant::now());
-                let dest = self
-                    .shared
-                    .state
-                    .lock()
-                    .map(|s| s.dest.clone())
-                    .unwrap_or_else(|_| dest.clone());
+                let dest = self.shared.state.lock().map(|s| s.dest.clone()).unwrap_or_else(|_| dest.clone());
                 let send = send(&mut conn, &dest, body.clone());
-                let outcome = match with_active_timeout(send, REQUEST_TIMEOUT, &mut self.frozen)
-                    .await
-                {
+                let outcome = match with_active_timeout(send, REQUEST_TIMEOUT, &mut self.frozen).await {
                     Some(o) => o,
-                    None => {
-                        Outcome::Failed(format!("no answer within {}s", REQUEST_TIMEOUT.as_secs()))
-                    }
+                    None => Outcome::Failed(format!("no answer within {}s", REQUEST_TIMEOUT.as_secs())),
                 };
                 let ok = matches!(outcome, Outcome::Delivered(_));
                 if !ok {
@@ -199,11 +186,7 @@ impl Task {
                         sent_ms,
                         outcome,
                         events: count,
-                        body: if self.record_bodies {
-                            body.clone()
-                        } else {
-                            Bytes::new()
-                        },
+                        body: if self.record_bodies { body.clone() } else { Bytes::new() },
                         protocol: dest.protocol,
                     });
                 }
@@ -213,8 +196,7 @@ impl Task {
                     }
                     break;
                 }
-                let backoff =
-                    (BACKOFF_BASE * 2u32.saturating_pow(attempt.min(10) - 1)).min(BACKOFF_MAX);
+                let backoff = (BACKOFF_BASE * 2u32.saturating_pow(attempt.min(10) - 1)).min(BACKOFF_MAX);
                 tokio::select! {
                     _ = tokio::time::sleep(backoff) => {}
                     _ = self.stop.changed() => return,
@@ -247,11 +229,7 @@ impl Task {
             let ev = Out {
                 time: self.clock.rfc3339(Instant::now()),
                 kind: types::LOGS_DROPPED,
-                record: LogsDropped {
-                    dropped_bytes: bytes,
-                    dropped_records: records,
-                    reason: DROP_REASON.into(),
-                },
+                record: LogsDropped { dropped_bytes: bytes, dropped_records: records, reason: DROP_REASON.into() },
             };
             if let Ok(v) = serde_json::to_vec(&ev) {
                 events.push(Bytes::from(v));
@@ -289,24 +267,20 @@ async fn send(conn: &mut Option<(Dest, Conn)>, dest: &Dest, body: Bytes) -> Outc
     if conn.is_none() {
         let stream = match TcpStream::connect(("127.0.0.1", dest.port)).await {
             Ok(s) => s,
-            Err(e) => {
-                return Outcome::Failed(format!("connect to {SANDBOX_HOST}:{}: {e}", dest.port))
-            }
+            Err(e) => return Outcome::Failed(format!("connect to {SANDBOX_HOST}:{}: {e}", dest.port)),
         };
         let _ = stream.set_nodelay(true);
         let c = match dest.protocol {
             Protocol::Tcp => Conn::Tcp(stream),
-            Protocol::Http => {
-                match hyper::client::conn::http1::handshake(TokioIo::new(stream)).await {
-                    Ok((sender, connection)) => {
-                        tokio::spawn(async move {
-                            let _ = connection.await;
-                        });
-                        Conn::Http(sender)
-                    }
-                    Err(e) => return Outcome::Failed(format!("HTTP handshake: {e}")),
+            Protocol::Http => match hyper::client::conn::http1::handshake(TokioIo::new(stream)).await {
+                Ok((sender, connection)) => {
+                    tokio::spawn(async move {
+                        let _ = connection.await;
+                    });
+                    Conn::Http(sender)
                 }
-            }
+                Err(e) => return Outcome::Failed(format!("HTTP handshake: {e}")),
+            },
         };
         *conn = Some((dest.clone(), c));
     }

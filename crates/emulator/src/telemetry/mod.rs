@@ -70,6 +70,12 @@ pub enum Msg {
         request_id: String,
         ack: oneshot::Sender<String>,
     },
+    /// An event given as raw JSON (what a future Lambda might send), delivered as is
+    /// to every subscriber of `category`.
+    Raw {
+        category: TelemetryType,
+        json: Bytes,
+    },
 }
 
 /// Settings of the hub.
@@ -112,11 +118,7 @@ impl Hub {
             tail: Tail::default(),
         };
         tokio::spawn(task.run(rx));
-        Hub {
-            tx,
-            deliveries,
-            console,
-        }
+        Hub { tx, deliveries, console }
     }
 
     pub fn send(&self, msg: Msg) {
@@ -126,18 +128,12 @@ impl Hub {
 
     /// Every delivery attempt so far, in order.
     pub fn deliveries(&self) -> Vec<delivery::Delivery> {
-        self.deliveries
-            .lock()
-            .map(|d| d.clone())
-            .unwrap_or_default()
+        self.deliveries.lock().map(|d| d.clone()).unwrap_or_default()
     }
 
     /// The console lines printed so far (the most recent ones).
     pub fn console_lines(&self) -> Vec<String> {
-        self.console
-            .lock()
-            .map(|c| c.iter().cloned().collect())
-            .unwrap_or_default()
+        self.console.lock().map(|c| c.iter().cloned().collect()).unwrap_or_default()
     }
 
     /// Waits until everything pending is delivered, or `deadline`.
@@ -177,9 +173,7 @@ impl Tail {
         self.text.push('\n');
         if self.text.len() > 4 * TAIL_BYTES {
             let cut = self.text.len() - TAIL_BYTES;
-            let cut = (cut..self.text.len())
-                .find(|&i| self.text.is_char_boundary(i))
-                .unwrap_or(cut);
+            let cut = (cut..self.text.len()).find(|&i| self.text.is_char_boundary(i)).unwrap_or(cut);
             self.text.drain(..cut);
         }
     }
@@ -189,9 +183,7 @@ impl Tail {
         self.request_id = None;
         if text.len() > TAIL_BYTES {
             let cut = text.len() - TAIL_BYTES;
-            let cut = (cut..text.len())
-                .find(|&i| text.is_char_boundary(i))
-                .unwrap_or(cut);
+            let cut = (cut..text.len()).find(|&i| text.is_char_boundary(i)).unwrap_or(cut);
             text.drain(..cut);
         }
         match self.waiting.remove(request_id) {
@@ -235,13 +227,9 @@ impl HubTask {
                         self.on_line(line, &mut out);
                     }
                 }
-                Msg::Subscribe {
-                    extension,
-                    subscription,
-                } => self.on_subscribe(extension, subscription),
+                Msg::Subscribe { extension, subscription } => self.on_subscribe(extension, subscription),
                 Msg::Flush { deadline, ack } => {
-                    let shared: Vec<Arc<Shared>> =
-                        self.subs.iter().map(|s| s.shared.clone()).collect();
+                    let shared: Vec<Arc<Shared>> = self.subs.iter().map(|s| s.shared.clone()).collect();
                     for s in &shared {
                         if let Ok(mut st) = s.state.lock() {
                             st.buffer.force(true);
@@ -268,18 +256,22 @@ impl HubTask {
                         }
                     }
                 }
-                Msg::Tail { request_id, ack } => {
-                    match self.tail.done.iter().position(|(id, _)| *id == request_id) {
-                        Some(i) => {
-                            if let Some((_, text)) = self.tail.done.remove(i) {
-                                let _ = ack.send(text);
-                            }
-                        }
-                        None => {
-                            self.tail.waiting.insert(request_id, ack);
-                        }
+                Msg::Raw { category, json } => {
+                    let now = Instant::now();
+                    for sub in self.subs.iter().filter(|s| s.subscription.wants(&category)) {
+                        push_all(&sub.shared, std::slice::from_ref(&json), now);
                     }
                 }
+                Msg::Tail { request_id, ack } => match self.tail.done.iter().position(|(id, _)| *id == request_id) {
+                    Some(i) => {
+                        if let Some((_, text)) = self.tail.done.remove(i) {
+                            let _ = ack.send(text);
+                        }
+                    }
+                    None => {
+                        self.tail.waiting.insert(request_id, ack);
+                    }
+                },
             }
         }
         let _ = out.flush();
@@ -342,16 +334,9 @@ impl HubTask {
             let json = match cache.iter().find(|(f, _)| *f == sub.flavor) {
                 Some((_, b)) => b.clone(),
                 None => {
-                    let t = time.get_or_insert_with(|| {
-                        tandem_wire::time::format_epoch_millis(line.time_us / 1000)
-                    });
-                    let Some(b) = render::render_line(
-                        sub.flavor,
-                        t,
-                        line.source,
-                        &line.text,
-                        self.cfg.json_logs,
-                    ) else {
+                    let t = time.get_or_insert_with(|| tandem_wire::time::format_epoch_millis(line.time_us / 1000));
+                    let Some(b) = render::render_line(sub.flavor, t, line.source, &line.text, self.cfg.json_logs)
+                    else {
                         continue;
                     };
                     cache.push((sub.flavor, b.clone()));
@@ -378,11 +363,7 @@ impl HubTask {
             cap_items: self.cfg.cap_items,
             cap_bytes: self.cfg.cap_bytes,
         };
-        let dest = Dest {
-            protocol: subscription.protocol,
-            port: subscription.port,
-            path: subscription.path.clone(),
-        };
+        let dest = Dest { protocol: subscription.protocol, port: subscription.port, path: subscription.path.clone() };
         let flavor = Flavor::of(&subscription);
         let shared = match self.subs.iter_mut().find(|s| s.name == name) {
             Some(existing) => {
@@ -397,11 +378,7 @@ impl HubTask {
             }
             None => {
                 let shared = Arc::new(Shared {
-                    state: Mutex::new(State {
-                        buffer: Buffer::new(limits),
-                        dest,
-                        inflight: false,
-                    }),
+                    state: Mutex::new(State { buffer: Buffer::new(limits), dest, inflight: false }),
                     notify: tokio::sync::Notify::new(),
                 });
                 let task = delivery::Task {
@@ -414,12 +391,7 @@ impl HubTask {
                     clock: self.clock,
                 };
                 tokio::spawn(task.run());
-                self.subs.push(Sub {
-                    name: name.clone(),
-                    subscription,
-                    flavor,
-                    shared: shared.clone(),
-                });
+                self.subs.push(Sub { name: name.clone(), subscription, flavor, shared: shared.clone() });
                 shared
             }
         };
@@ -436,13 +408,7 @@ impl HubTask {
                 }
                 ReplayItem::Line(l) if sub.subscription.wants(&l.source.category()) => {
                     let t = tandem_wire::time::format_epoch_millis(l.time_us / 1000);
-                    rendered.extend(render::render_line(
-                        sub.flavor,
-                        &t,
-                        l.source,
-                        &l.text,
-                        self.cfg.json_logs,
-                    ));
+                    rendered.extend(render::render_line(sub.flavor, &t, l.source, &l.text, self.cfg.json_logs));
                 }
                 _ => {}
             }

@@ -22,12 +22,8 @@ pub enum Flavor {
 impl Flavor {
     pub fn of(s: &Subscription) -> Self {
         match s.api {
-            Api::Telemetry => Flavor::Telemetry {
-                structured: s.structured_logs(),
-            },
-            Api::Logs => Flavor::Logs {
-                runtime_done: s.schema_version.as_str() >= "2021-03-18",
-            },
+            Api::Telemetry => Flavor::Telemetry { structured: s.structured_logs() },
+            Api::Logs => Flavor::Logs { runtime_done: s.schema_version.as_str() >= "2021-03-18" },
         }
     }
 }
@@ -69,31 +65,14 @@ fn to_bytes<T: Serialize>(v: &T) -> Option<Bytes> {
 
 /// Renders a log line. With `json_logs` (the function's `AWS_LAMBDA_LOG_FORMAT=JSON`)
 /// and a structured flavor, a line holding a JSON object becomes that object.
-pub fn render_line(
-    flavor: Flavor,
-    time: &str,
-    source: Source,
-    text: &str,
-    json_logs: bool,
-) -> Option<Bytes> {
+pub fn render_line(flavor: Flavor, time: &str, source: Source, text: &str, json_logs: bool) -> Option<Bytes> {
     let kind = source.type_name();
-    if json_logs
-        && flavor == (Flavor::Telemetry { structured: true })
-        && text.trim_start().starts_with('{')
-    {
+    if json_logs && flavor == (Flavor::Telemetry { structured: true }) && text.trim_start().starts_with('{') {
         if let Ok(raw) = serde_json::from_str::<&RawValue>(text.trim()) {
-            return to_bytes(&Out {
-                time,
-                kind,
-                record: raw,
-            });
+            return to_bytes(&Out { time, kind, record: raw });
         }
     }
-    to_bytes(&Out {
-        time,
-        kind,
-        record: text,
-    })
+    to_bytes(&Out { time, kind, record: text })
 }
 
 /// Renders a platform event; the Logs API may turn one event into none or two.
@@ -115,18 +94,8 @@ pub fn render_platform(flavor: Flavor, event: &Event, out: &mut Vec<Bytes>) {
                         #[serde(skip_serializing_if = "Option::is_none")]
                         version: Option<&'a str>,
                     }
-                    let record = LogsStart {
-                        request_id: &s.request_id,
-                        version: s.version.as_deref(),
-                    };
-                    push(
-                        out,
-                        to_bytes(&Out {
-                            time,
-                            kind: types::START,
-                            record,
-                        }),
-                    );
+                    let record = LogsStart { request_id: &s.request_id, version: s.version.as_deref() };
+                    push(out, to_bytes(&Out { time, kind: types::START, record }));
                 }
                 Record::RuntimeDone(r) => {
                     if runtime_done {
@@ -136,66 +105,27 @@ pub fn render_platform(flavor: Flavor, event: &Event, out: &mut Vec<Bytes>) {
                             request_id: &'a str,
                             status: &'a str,
                         }
-                        let record = LogsRuntimeDone {
-                            request_id: &r.request_id,
-                            status: r.status.as_str(),
-                        };
-                        push(
-                            out,
-                            to_bytes(&Out {
-                                time,
-                                kind: types::RUNTIME_DONE,
-                                record,
-                            }),
-                        );
+                        let record = LogsRuntimeDone { request_id: &r.request_id, status: r.status.as_str() };
+                        push(out, to_bytes(&Out { time, kind: types::RUNTIME_DONE, record }));
                     }
-                    if let Some(et) = r
-                        .error_type
-                        .as_deref()
-                        .filter(|e| e.starts_with("Runtime.") || e.starts_with("Sandbox."))
+                    if let Some(et) =
+                        r.error_type.as_deref().filter(|e| e.starts_with("Runtime.") || e.starts_with("Sandbox."))
                     {
                         let fault = format!("RequestId: {} Error: {et}", r.request_id);
-                        push(
-                            out,
-                            to_bytes(&Out {
-                                time,
-                                kind: types::FAULT,
-                                record: fault,
-                            }),
-                        );
+                        push(out, to_bytes(&Out { time, kind: types::FAULT, record: fault }));
                     }
                 }
                 Record::Report(r) => {
                     push(
                         out,
-                        to_bytes(&Out {
-                            time,
-                            kind: types::END,
-                            record: End {
-                                request_id: r.request_id.clone(),
-                            },
-                        }),
+                        to_bytes(&Out { time, kind: types::END, record: End { request_id: r.request_id.clone() } }),
                     );
-                    let report = Report {
-                        status: None,
-                        error_type: None,
-                        spans: None,
-                        tracing: None,
-                        ..r.clone()
-                    };
-                    push(
-                        out,
-                        to_bytes(&Out {
-                            time,
-                            kind: types::REPORT,
-                            record: report,
-                        }),
-                    );
+                    let report = Report { status: None, error_type: None, spans: None, tracing: None, ..r.clone() };
+                    push(out, to_bytes(&Out { time, kind: types::REPORT, record: report }));
                 }
-                Record::Extension(_)
-                | Record::LogsSubscription(_)
-                | Record::LogsDropped(_)
-                | Record::Fault(_) => push(out, to_bytes(event)),
+                Record::Extension(_) | Record::LogsSubscription(_) | Record::LogsDropped(_) | Record::Fault(_) => {
+                    push(out, to_bytes(event))
+                }
                 _ => {}
             }
         }
@@ -217,27 +147,12 @@ mod tests {
         let line = r#"{"level":"INFO","message":"hi","requestId":"r"}"#;
         let s = Flavor::Telemetry { structured: true };
         let old = Flavor::Telemetry { structured: false };
-        assert_eq!(
-            parse(&render_line(s, "t", Source::Function, line, true).unwrap())["record"]["message"],
-            "hi"
-        );
-        assert_eq!(
-            parse(&render_line(old, "t", Source::Function, line, true).unwrap())["record"],
-            line
-        );
-        assert_eq!(
-            parse(&render_line(s, "t", Source::Function, line, false).unwrap())["record"],
-            line
-        );
+        assert_eq!(parse(&render_line(s, "t", Source::Function, line, true).unwrap())["record"]["message"], "hi");
+        assert_eq!(parse(&render_line(old, "t", Source::Function, line, true).unwrap())["record"], line);
+        assert_eq!(parse(&render_line(s, "t", Source::Function, line, false).unwrap())["record"], line);
         let v = parse(&render_line(s, "t", Source::Function, "{not json", true).unwrap());
-        assert_eq!(
-            (v["type"].as_str(), v["record"].as_str()),
-            (Some("function"), Some("{not json"))
-        );
-        assert_eq!(
-            parse(&render_line(s, "t", Source::Extension, "x", true).unwrap())["type"],
-            "extension"
-        );
+        assert_eq!((v["type"].as_str(), v["record"].as_str()), (Some("function"), Some("{not json")));
+        assert_eq!(parse(&render_line(s, "t", Source::Extension, "x", true).unwrap())["type"], "extension");
     }
 
     #[test]
@@ -262,18 +177,9 @@ mod tests {
             }),
         );
         let mut out = Vec::new();
-        render_platform(
-            Flavor::Logs {
-                runtime_done: false,
-            },
-            &report,
-            &mut out,
-        );
+        render_platform(Flavor::Logs { runtime_done: false }, &report, &mut out);
         let got: Vec<Value> = out.iter().map(parse).collect();
-        assert_eq!(
-            got[0],
-            json!({"time":"t","type":"platform.end","record":{"requestId":"r"}})
-        );
+        assert_eq!(got[0], json!({"time":"t","type":"platform.end","record":{"requestId":"r"}}));
         assert_eq!(got[1]["type"], "platform.report");
         assert!(got[1]["record"].get("status").is_none());
 
@@ -289,13 +195,7 @@ mod tests {
             }),
         );
         let mut out = Vec::new();
-        render_platform(
-            Flavor::Logs {
-                runtime_done: false,
-            },
-            &done,
-            &mut out,
-        );
+        render_platform(Flavor::Logs { runtime_done: false }, &done, &mut out);
         assert_eq!(out.len(), 1);
         assert_eq!(parse(&out[0])["type"], "platform.fault");
         let mut out = Vec::new();
@@ -307,11 +207,7 @@ mod tests {
 
         let start = Event::new(
             "t".into(),
-            Record::Start(Start {
-                request_id: "r".into(),
-                version: Some("$LATEST".into()),
-                tracing: None,
-            }),
+            Record::Start(Start { request_id: "r".into(), version: Some("$LATEST".into()), tracing: None }),
         );
         let mut out = Vec::new();
         render_platform(Flavor::Telemetry { structured: true }, &start, &mut out);

@@ -25,9 +25,7 @@ impl JsonLines {
     pub fn from_env() -> Self {
         let path = require_env("LEXT_OUT");
         match open_append(Path::new(&path)) {
-            Ok(file) => JsonLines {
-                file: Arc::new(Mutex::new(file)),
-            },
+            Ok(file) => JsonLines { file: Arc::new(Mutex::new(file)) },
             Err(err) => fail(&format!("cannot open LEXT_OUT file {path}: {err}")),
         }
     }
@@ -38,10 +36,7 @@ impl JsonLines {
         line.push('\n');
         // A poisoned lock only means another task panicked mid-write; the
         // file itself is still usable.
-        let mut file = self
-            .file
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut file = self.file.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         file.write_all(line.as_bytes())?;
         file.flush()
     }
@@ -122,21 +117,13 @@ pub fn buffering_from_env() -> Option<LogBuffering> {
 /// (`platform,function`).
 pub fn types_from_env() -> Option<Vec<String>> {
     let value = std::env::var("LEXT_TYPES").ok()?;
-    let types: Vec<String> = value
-        .split(',')
-        .map(str::trim)
-        .filter(|t| !t.is_empty())
-        .map(str::to_string)
-        .collect();
+    let types: Vec<String> = value.split(',').map(str::trim).filter(|t| !t.is_empty()).map(str::to_string).collect();
     (!types.is_empty()).then_some(types)
 }
 
 /// Milliseconds since the Unix epoch.
 pub fn epoch_ms() -> u128 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis())
-        .unwrap_or(0)
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis()).unwrap_or(0)
 }
 
 /// If `LEXT_TICK_FILE` is set, appends the epoch-ms time to it every 20 ms from
@@ -177,9 +164,7 @@ impl ShutdownBehaviour {
         ShutdownBehaviour {
             ignore: env_flag("LEXT_IGNORE_SHUTDOWN"),
             exit: env_flag("LEXT_EXIT_ON_SHUTDOWN"),
-            linger: Duration::from_millis(
-                env_number::<u64>("LEXT_SHUTDOWN_LINGER_MS").unwrap_or(0),
-            ),
+            linger: Duration::from_millis(env_number::<u64>("LEXT_SHUTDOWN_LINGER_MS").unwrap_or(0)),
         }
     }
 }
@@ -214,11 +199,7 @@ fn non_empty(value: &str) -> Value {
 
 /// The events processor shared by the extensions: records the event, prints a
 /// short line, and on SHUTDOWN applies `behaviour`.
-pub async fn handle_event(
-    out: JsonLines,
-    behaviour: ShutdownBehaviour,
-    event: LambdaEvent,
-) -> Result<(), Error> {
+pub async fn handle_event(out: JsonLines, behaviour: ShutdownBehaviour, event: LambdaEvent) -> Result<(), Error> {
     let name = program_name();
     out.write(&event_line(&event.next))?;
     match &event.next {

@@ -12,13 +12,8 @@ async fn main() {
     let behaviour = ShutdownBehaviour::from_env();
     start_ticker_from_env();
 
-    let processor =
-        service_fn(move |event: LambdaEvent| handle_event(out.clone(), behaviour, event));
-    let result = Extension::new()
-        .with_events(&["INVOKE", "SHUTDOWN"])
-        .with_events_processor(processor)
-        .run()
-        .await;
+    let processor = service_fn(move |event: LambdaEvent| handle_event(out.clone(), behaviour, event));
+    let result = Extension::new().with_events(&["INVOKE", "SHUTDOWN"]).with_events_processor(processor).run().await;
     if let Err(err) = result {
         fail(&format!("extension loop ended: {err}"));
     }

@@ -6,12 +6,10 @@
 //! `lext-telemetry`.
 
 use example_extensions::{
-    buffering_from_env, fail, handle_event, port_from_env, program_name, start_ticker_from_env,
-    types_from_env, JsonLines, ShutdownBehaviour,
+    buffering_from_env, fail, handle_event, port_from_env, program_name, start_ticker_from_env, types_from_env,
+    JsonLines, ShutdownBehaviour,
 };
-use lambda_extension::{
-    service_fn, Error, Extension, LambdaEvent, LambdaLog, LambdaLogRecord, SharedService,
-};
+use lambda_extension::{service_fn, Error, Extension, LambdaEvent, LambdaLog, LambdaLogRecord, SharedService};
 use serde_json::{json, Value};
 
 #[tokio::main]
@@ -21,14 +19,11 @@ async fn main() {
     let behaviour = ShutdownBehaviour::from_env();
     let buffering = buffering_from_env();
     let types = types_from_env();
-    let type_refs: Option<Vec<&str>> = types
-        .as_ref()
-        .map(|t| t.iter().map(String::as_str).collect());
+    let type_refs: Option<Vec<&str>> = types.as_ref().map(|t| t.iter().map(String::as_str).collect());
     start_ticker_from_env();
 
     let events_out = out.clone();
-    let events =
-        service_fn(move |event: LambdaEvent| handle_event(events_out.clone(), behaviour, event));
+    let events = service_fn(move |event: LambdaEvent| handle_event(events_out.clone(), behaviour, event));
     let logs = service_fn(move |batch: Vec<LambdaLog>| record_batch(out.clone(), batch));
 
     let mut extension = Extension::new()
@@ -63,16 +58,9 @@ fn log_line(log: &LambdaLog) -> Result<Value, Error> {
     let (kind, record) = match &log.record {
         LambdaLogRecord::Function(line) => ("function", json!(line)),
         LambdaLogRecord::Extension(line) => ("extension", json!(line)),
-        LambdaLogRecord::PlatformStart { request_id } => {
-            ("platform.start", json!({ "requestId": request_id }))
-        }
-        LambdaLogRecord::PlatformEnd { request_id } => {
-            ("platform.end", json!({ "requestId": request_id }))
-        }
-        LambdaLogRecord::PlatformReport {
-            request_id,
-            metrics,
-        } => {
+        LambdaLogRecord::PlatformStart { request_id } => ("platform.start", json!({ "requestId": request_id })),
+        LambdaLogRecord::PlatformEnd { request_id } => ("platform.end", json!({ "requestId": request_id })),
+        LambdaLogRecord::PlatformReport { request_id, metrics } => {
             let mut metrics_json = json!({
                 "durationMs": metrics.duration_ms,
                 "billedDurationMs": metrics.billed_duration_ms,
@@ -82,36 +70,22 @@ fn log_line(log: &LambdaLog) -> Result<Value, Error> {
             if let Some(init) = metrics.init_duration_ms {
                 metrics_json["initDurationMs"] = json!(init);
             }
-            (
-                "platform.report",
-                json!({ "requestId": request_id, "metrics": metrics_json }),
-            )
+            ("platform.report", json!({ "requestId": request_id, "metrics": metrics_json }))
         }
         LambdaLogRecord::PlatformFault(text) => ("platform.fault", json!(text)),
-        LambdaLogRecord::PlatformExtension {
-            name,
-            state,
-            events,
-        } => (
-            "platform.extension",
-            json!({ "name": name, "state": state, "events": events }),
-        ),
-        LambdaLogRecord::PlatformLogsSubscription { name, state, types } => (
-            "platform.logsSubscription",
-            json!({ "name": name, "state": state, "types": types }),
-        ),
-        LambdaLogRecord::PlatformLogsDropped {
-            reason,
-            dropped_records,
-            dropped_bytes,
-        } => (
+        LambdaLogRecord::PlatformExtension { name, state, events } => {
+            ("platform.extension", json!({ "name": name, "state": state, "events": events }))
+        }
+        LambdaLogRecord::PlatformLogsSubscription { name, state, types } => {
+            ("platform.logsSubscription", json!({ "name": name, "state": state, "types": types }))
+        }
+        LambdaLogRecord::PlatformLogsDropped { reason, dropped_records, dropped_bytes } => (
             "platform.logsDropped",
             json!({ "reason": reason, "droppedRecords": dropped_records, "droppedBytes": dropped_bytes }),
         ),
-        LambdaLogRecord::PlatformRuntimeDone { request_id, status } => (
-            "platform.runtimeDone",
-            json!({ "requestId": request_id, "status": status }),
-        ),
+        LambdaLogRecord::PlatformRuntimeDone { request_id, status } => {
+            ("platform.runtimeDone", json!({ "requestId": request_id, "status": status }))
+        }
     };
     Ok(json!({ "time": time, "type": kind, "record": record }))
 }

@@ -8,8 +8,8 @@
 //! `LEXT_SHUTDOWN_LINGER_MS`, `LEXT_IGNORE_SHUTDOWN`, `LEXT_TICK_FILE`.
 
 use example_extensions::{
-    buffering_from_env, fail, handle_event, port_from_env, program_name, start_ticker_from_env,
-    types_from_env, JsonLines, ShutdownBehaviour,
+    buffering_from_env, fail, handle_event, port_from_env, program_name, start_ticker_from_env, types_from_env,
+    JsonLines, ShutdownBehaviour,
 };
 use lambda_extension::{service_fn, Error, Extension, LambdaEvent, LambdaTelemetry, SharedService};
 use serde_json::Value;
@@ -21,16 +21,12 @@ async fn main() {
     let behaviour = ShutdownBehaviour::from_env();
     let buffering = buffering_from_env();
     let types = types_from_env();
-    let type_refs: Option<Vec<&str>> = types
-        .as_ref()
-        .map(|t| t.iter().map(String::as_str).collect());
+    let type_refs: Option<Vec<&str>> = types.as_ref().map(|t| t.iter().map(String::as_str).collect());
     start_ticker_from_env();
 
     let events_out = out.clone();
-    let events =
-        service_fn(move |event: LambdaEvent| handle_event(events_out.clone(), behaviour, event));
-    let telemetry =
-        service_fn(move |batch: Vec<LambdaTelemetry<Value>>| record_batch(out.clone(), batch));
+    let events = service_fn(move |event: LambdaEvent| handle_event(events_out.clone(), behaviour, event));
+    let telemetry = service_fn(move |batch: Vec<LambdaTelemetry<Value>>| record_batch(out.clone(), batch));
 
     // The record type must be chosen before the processor is set. `Value`
     // accepts both plain-string and JSON-object function log records.
@@ -59,10 +55,6 @@ async fn record_batch(out: JsonLines, batch: Vec<LambdaTelemetry<Value>>) -> Res
     }
     // One line per batch, not per event: our stdout is itself a log source
     // that may be subscribed to (`extension` type).
-    println!(
-        "{} received {} telemetry events",
-        program_name(),
-        batch.len()
-    );
+    println!("{} received {} telemetry events", program_name(), batch.len());
     Ok(())
 }

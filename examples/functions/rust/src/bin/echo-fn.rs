@@ -35,9 +35,7 @@ async fn main() {
         match ms.trim().parse::<u64>() {
             Ok(ms) => tokio::time::sleep(Duration::from_millis(ms)).await,
             Err(err) => {
-                eprintln!(
-                    "echo-fn: ECHO_INIT_SLEEP_MS={ms:?} is not a number of milliseconds: {err}"
-                );
+                eprintln!("echo-fn: ECHO_INIT_SLEEP_MS={ms:?} is not a number of milliseconds: {err}");
                 std::process::exit(2);
             }
         }
@@ -98,9 +96,7 @@ async fn handle(event: LambdaEvent<Value>) -> Result<Value, Diagnostic> {
     let env: Map<String, Value> = ECHOED_ENV
         .iter()
         .map(|name| {
-            let value = std::env::var(name)
-                .map(Value::String)
-                .unwrap_or(Value::Null);
+            let value = std::env::var(name).map(Value::String).unwrap_or(Value::Null);
             ((*name).to_string(), value)
         })
         .collect();
@@ -115,10 +111,7 @@ async fn handle(event: LambdaEvent<Value>) -> Result<Value, Diagnostic> {
 }
 
 fn diagnostic(error_type: &str, error_message: String) -> Diagnostic {
-    Diagnostic {
-        error_type: error_type.to_string(),
-        error_message,
-    }
+    Diagnostic { error_type: error_type.to_string(), error_message }
 }
 
 fn u64_field(payload: &Value, name: &str) -> Option<u64> {

@@ -24,16 +24,8 @@ async fn main() {
 
 async fn handle(event: LambdaEvent<Value>) -> Result<Response<Body>, Error> {
     let payload = event.payload;
-    let chunks = payload
-        .get("chunks")
-        .and_then(Value::as_u64)
-        .unwrap_or(DEFAULT_CHUNKS);
-    let delay = Duration::from_millis(
-        payload
-            .get("delay_ms")
-            .and_then(Value::as_u64)
-            .unwrap_or(DEFAULT_DELAY_MS),
-    );
+    let chunks = payload.get("chunks").and_then(Value::as_u64).unwrap_or(DEFAULT_CHUNKS);
+    let delay = Duration::from_millis(payload.get("delay_ms").and_then(Value::as_u64).unwrap_or(DEFAULT_DELAY_MS));
     let fail_midway = payload.get("fail_midway").and_then(Value::as_bool) == Some(true);
 
     let (tx, rx) = channel();
@@ -42,11 +34,7 @@ async fn handle(event: LambdaEvent<Value>) -> Result<Response<Body>, Error> {
     let mut headers = HeaderMap::new();
     headers.insert(CONTENT_TYPE, HeaderValue::from_static("text/plain"));
     Ok(Response {
-        metadata_prelude: MetadataPrelude {
-            status_code: StatusCode::OK,
-            headers,
-            cookies: Vec::new(),
-        },
+        metadata_prelude: MetadataPrelude { status_code: StatusCode::OK, headers, cookies: Vec::new() },
         stream: rx,
     })
 }
