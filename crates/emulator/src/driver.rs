@@ -178,10 +178,11 @@ impl Driver {
             }
             DriverMsg::TelemetryFlushed { generation } => self.input(Input::TelemetryFlushed { generation }).await,
             DriverMsg::MemoryExceeded => {
-                // Without a cgroup, the sampler saw the limit passed: the environment
-                // is killed as the kernel would; the exits carry the OOM.
-                for p in self.procs.values().filter(|p| p.alive) {
-                    process::signal_group(p.pid, libc::SIGKILL);
+                // Without a cgroup, the sampler saw the limit passed: like the kernel's
+                // OOM killer, kill the largest process; its exit carries the OOM and
+                // the lifecycle resets the environment.
+                if let Some(pid) = self.memory.largest() {
+                    process::signal_group(pid, libc::SIGKILL);
                 }
             }
         }

@@ -108,6 +108,13 @@ impl Memory {
         }
     }
 
+    /// The tracked process whose tree holds the most memory.
+    pub fn largest(&self) -> Option<i32> {
+        let roots = self.pgids.lock().map(|g| g.clone()).unwrap_or_default();
+        let page = page_size();
+        roots.into_iter().max_by_key(|&p| rss_of_trees(&[p], page))
+    }
+
     /// Stops sampling while the environment is frozen (nothing can change).
     pub fn pause(&self, on: bool) {
         self.paused.store(on, Ordering::Relaxed);

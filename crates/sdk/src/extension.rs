@@ -5,6 +5,7 @@
 
 use crate::client::Client;
 use crate::context::Context;
+use crate::guard::guarded;
 use crate::telemetry::{self, TelemetryConfig};
 use crate::{diag, Error};
 use std::future::Future;
@@ -184,7 +185,7 @@ impl Extension {
         if let Err(e) = self.start_intake(&client, &ctx, handler).await {
             return Err(fail(&client, &id, true, e).await);
         }
-        if let Err(e) = handler.init(&ctx).await {
+        if let Err(e) = guarded("init", handler.init(&ctx)).await {
             let e = if e.is_fatal() { e } else { Error::fatal("Extension.InitFailed", e.message()) };
             return Err(fail(&client, &id, true, e).await);
         }
@@ -227,7 +228,7 @@ impl Extension {
             match event {
                 NextEvent::Invoke(inv) => {
                     ctx.set_last_invoke(&inv.request_id);
-                    if let Err(e) = handler.invoke(inv, &ctx).await {
+                    if let Err(e) = guarded("INVOKE", handler.invoke(inv, &ctx)).await {
                         if e.is_fatal() {
                             return Err(fail(&client, ctx.extension_id(), false, e).await);
                         }
@@ -243,7 +244,12 @@ impl Extension {
                         last_report_received = ctx.wait_report(&last, until).await;
                     }
                     let drain = Drain { deadline, reason: sd.shutdown_reason.clone(), last_report_received };
-                    match tokio::time::timeout_at(deadline.into(), handler.shutdown(sd, drain, &ctx)).await {
+                    match tokio::time::timeout_at(
+                        deadline.into(),
+                        guarded("SHUTDOWN", handler.shutdown(sd, drain, &ctx)),
+                    )
+                    .await
+                    {
                         Ok(Ok(())) => {}
                         Ok(Err(e)) => diag::line(format_args!("SHUTDOWN handler failed: {e}")),
                         Err(_) => diag::line("SHUTDOWN handler did not finish before the deadline; exiting"),
@@ -275,7 +281,7 @@ impl Extension {
                 match client.next(task_ctx.extension_id()).await {
                     Ok(NextEvent::Invoke(inv)) => {
                         task_ctx.set_last_invoke(&inv.request_id);
-                        if let Err(e) = handler.invoke(inv, &task_ctx).await {
+                        if let Err(e) = guarded("INVOKE", handler.invoke(inv, &task_ctx)).await {
                             if e.is_fatal() {
                                 let _ = fail(&client, task_ctx.extension_id(), false, e).await;
                                 return;

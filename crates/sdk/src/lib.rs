@@ -44,6 +44,7 @@ mod context;
 mod diag;
 mod error;
 mod extension;
+mod guard;
 mod telemetry;
 
 pub use context::{Context, Stats, StatsSnapshot};

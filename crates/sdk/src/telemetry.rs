@@ -209,7 +209,7 @@ async fn batch<H: Handler>(
     }
     let n = events.len() as u64;
     let marks = ctx.marks(&events);
-    match handler.telemetry(events, &ctx).await {
+    match crate::guard::guarded("telemetry", handler.telemetry(events, &ctx)).await {
         Ok(()) => {
             stats.events.fetch_add(n, Ordering::Relaxed);
             ctx.accepted(marks);

@@ -1328,10 +1328,6 @@ impl Lifecycle {
             PhaseState::Ready => self.begin_teardown(ctx, ShutdownReason::Failure, After::Reinit),
             _ => {}
         }
-        if exit.oom && self.phase == PhaseState::TearingDown {
-            // Out of memory takes the whole environment down, as in Lambda.
-            self.kill_all();
-        }
     }
 
     fn kill_all(&mut self) {
