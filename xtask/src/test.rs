@@ -9,10 +9,8 @@ pub fn run(args: &[String]) -> Result<()> {
     let python = setup::ensure()?;
 
     util::run_status(
-        util::cargo()
-            .current_dir(util::workspace_root())
-            .args(["build", "--workspace", "--bins"]),
-        "cargo build --workspace --bins",
+        util::cargo().current_dir(util::workspace_root()).args(["build", "--workspace", "--bins", "--examples"]),
+        "cargo build --workspace --bins --examples",
     )?;
 
     util::run_status(
