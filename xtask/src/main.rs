@@ -1,6 +1,7 @@
 //! `cargo xtask`: the project's developer commands (`cargo xtask help`).
 //! Each command lives in its own module; this file only dispatches.
 
+mod layer;
 mod setup;
 mod test;
 mod util;
@@ -13,6 +14,9 @@ usage: cargo xtask <command> [args]
 commands:
   setup                  install what the tests need (Python venv with awslambdaric, curl, bash, cargo-nextest)
   test [nextest args]    setup, build every binary of the workspace, then `cargo nextest run --workspace [args]`
+  layer [--arch x86_64|arm64|all] [--smoke]
+                         build the tandem layer zips (target/layer/tandem-<arch>.zip);
+                         --smoke runs each in the emulator (arm64 under qemu)
   help                   this text";
 
 fn main() -> ExitCode {
@@ -22,13 +26,12 @@ fn main() -> ExitCode {
     let result = match command.as_deref() {
         Some("setup") => setup::run(&rest),
         Some("test") => test::run(&rest),
+        Some("layer") => layer::run(&rest),
         Some("help" | "-h" | "--help") => {
             println!("{USAGE}");
             Ok(())
         }
-        Some(other) => Err(util::Failure::usage(format!(
-            "unknown command `{other}`\n\n{USAGE}"
-        ))),
+        Some(other) => Err(util::Failure::usage(format!("unknown command `{other}`\n\n{USAGE}"))),
         None => Err(util::Failure::usage(USAGE.to_string())),
     };
     match result {

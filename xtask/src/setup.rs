@@ -13,9 +13,7 @@ pub const AWSLAMBDARIC_VERSION: &str = "4.2.2";
 
 pub fn run(args: &[String]) -> Result<()> {
     if let Some(arg) = args.first() {
-        return Err(Failure::usage(format!(
-            "setup takes no arguments (got `{arg}`)"
-        )));
+        return Err(Failure::usage(format!("setup takes no arguments (got `{arg}`)")));
     }
     ensure().map(|_| ())
 }
@@ -39,31 +37,18 @@ fn venv_dir() -> PathBuf {
 }
 
 fn ensure_tools(apt: &mut Apt, tools: &[&str]) -> Result<()> {
-    let missing: Vec<&str> = tools
-        .iter()
-        .copied()
-        .filter(|t| util::which(t).is_none())
-        .collect();
+    let missing: Vec<&str> = tools.iter().copied().filter(|t| util::which(t).is_none()).collect();
     if !missing.is_empty() {
-        apt.install(
-            &missing,
-            &format!("{} (needed by the shell peers)", missing.join(", ")),
-        )?;
+        apt.install(&missing, &format!("{} (needed by the shell peers)", missing.join(", ")))?;
     }
     let found: Vec<String> = tools
         .iter()
         .map(|t| match util::which(t) {
             Some(path) => Ok(path.display().to_string()),
-            None => Err(Failure::new(format!(
-                "{t} is still missing after installing it"
-            ))),
+            None => Err(Failure::new(format!("{t} is still missing after installing it"))),
         })
         .collect::<Result<_>>()?;
-    let state = if missing.is_empty() {
-        "found"
-    } else {
-        "installed"
-    };
+    let state = if missing.is_empty() { "found" } else { "installed" };
     println!("setup: {state} {}", found.join(", "));
     Ok(())
 }
@@ -89,14 +74,7 @@ fn ensure_venv(apt: &mut Apt) -> Result<PathBuf> {
 
     let requirement = format!("awslambdaric=={AWSLAMBDARIC_VERSION}");
     let mut pip = Command::new(&python);
-    pip.args([
-        "-m",
-        "pip",
-        "install",
-        "--quiet",
-        "--disable-pip-version-check",
-        &requirement,
-    ]);
+    pip.args(["-m", "pip", "install", "--quiet", "--disable-pip-version-check", &requirement]);
     util::run_status(&mut pip, &format!("pip install {requirement}"))?;
     match installed_awslambdaric(&python) {
         Some(version) if version == AWSLAMBDARIC_VERSION => {
@@ -114,10 +92,7 @@ fn ensure_venv(apt: &mut Apt) -> Result<PathBuf> {
 fn installed_awslambdaric(python: &Path) -> Option<String> {
     util::probe(
         python,
-        [
-            "-c",
-            "import importlib.metadata as m, awslambdaric, runtime_client; print(m.version('awslambdaric'))",
-        ],
+        ["-c", "import importlib.metadata as m, awslambdaric, runtime_client; print(m.version('awslambdaric'))"],
     )
 }
 
@@ -172,12 +147,12 @@ fn ensure_nextest() -> Result<()> {
 /// Installs Debian packages when that is possible (root, apt-get present),
 /// running `apt-get update` once per xtask run, before the first install.
 #[derive(Default)]
-struct Apt {
+pub struct Apt {
     updated: bool,
 }
 
 impl Apt {
-    fn install(&mut self, packages: &[&str], what: &str) -> Result<()> {
+    pub fn install(&mut self, packages: &[&str], what: &str) -> Result<()> {
         let is_root = util::probe("id", ["-u"]).as_deref() == Some("0");
         if !is_root || util::which("apt-get").is_none() {
             return Err(Failure::new(format!(
@@ -186,10 +161,7 @@ impl Apt {
             )));
         }
         if !self.updated {
-            util::run_status(
-                Command::new("apt-get").args(["update", "-qq"]),
-                "apt-get update",
-            )?;
+            util::run_status(Command::new("apt-get").args(["update", "-qq"]), "apt-get update")?;
             self.updated = true;
         }
         println!("setup: apt-get install {}", packages.join(" "));

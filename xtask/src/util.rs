@@ -14,25 +14,16 @@ pub struct Failure {
 
 impl Failure {
     pub fn new(message: impl Into<String>) -> Self {
-        Failure {
-            message: message.into(),
-            code: 1,
-        }
+        Failure { message: message.into(), code: 1 }
     }
 
     pub fn usage(message: impl Into<String>) -> Self {
-        Failure {
-            message: message.into(),
-            code: 2,
-        }
+        Failure { message: message.into(), code: 2 }
     }
 
     /// A child process failed: end with its exit status.
     pub fn child(what: &str, status: ExitStatus) -> Self {
-        Failure {
-            message: format!("{what} failed ({status})"),
-            code: exit_code(status),
-        }
+        Failure { message: format!("{what} failed ({status})"), code: exit_code(status) }
     }
 }
 
@@ -75,9 +66,7 @@ pub fn cargo() -> Command {
 
 /// Runs a command to completion with inherited stdio; a non-zero exit is a failure.
 pub fn run_status(command: &mut Command, what: &str) -> Result<()> {
-    let status = command
-        .status()
-        .map_err(|err| Failure::new(format!("cannot start {what}: {err}")))?;
+    let status = command.status().map_err(|err| Failure::new(format!("cannot start {what}: {err}")))?;
     if status.success() {
         Ok(())
     } else {
@@ -93,27 +82,20 @@ where
     S: AsRef<OsStr>,
 {
     let output = Command::new(program).args(args).output().ok()?;
-    output
-        .status
-        .success()
-        .then(|| String::from_utf8_lossy(&output.stdout).trim().to_string())
+    output.status.success().then(|| String::from_utf8_lossy(&output.stdout).trim().to_string())
 }
 
 /// Finds an executable on PATH.
 pub fn which(name: &str) -> Option<PathBuf> {
     let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path)
-        .map(|dir| dir.join(name))
-        .find(|candidate| is_executable(candidate))
+    std::env::split_paths(&path).map(|dir| dir.join(name)).find(|candidate| is_executable(candidate))
 }
 
 fn is_executable(path: &Path) -> bool {
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
-        path.metadata()
-            .map(|meta| meta.is_file() && meta.permissions().mode() & 0o111 != 0)
-            .unwrap_or(false)
+        path.metadata().map(|meta| meta.is_file() && meta.permissions().mode() & 0o111 != 0).unwrap_or(false)
     }
     #[cfg(not(unix))]
     {
@@ -123,8 +105,5 @@ fn is_executable(path: &Path) -> bool {
 
 /// Path relative to the workspace root when it is inside it, for messages.
 pub fn display(path: &Path) -> String {
-    path.strip_prefix(workspace_root())
-        .unwrap_or(path)
-        .display()
-        .to_string()
+    path.strip_prefix(workspace_root()).unwrap_or(path).display().to_string()
 }

@@ -208,6 +208,11 @@ impl Driver {
 
     fn observe(&self, what: Observation) {
         let now = Instant::now();
+        if let Observation::Signalled { process, signal: Signal::Kill } = &what {
+            if self.lc.phase() == crate::lifecycle::PhaseState::TearingDown {
+                self.hub.send(Msg::Note(format!("tandem-emulator: {process} killed (SIGKILL)")));
+            }
+        }
         if let Ok(mut log) = self.observations.log.lock() {
             log.push(Observed { at: now, epoch_ms: self.clock.epoch_ms(now), what });
         }

@@ -70,6 +70,8 @@ pub enum Msg {
         request_id: String,
         ack: oneshot::Sender<String>,
     },
+    /// A line of the emulator's own (printed, never delivered as telemetry).
+    Note(String),
     /// An event given as raw JSON (what a future Lambda might send), delivered as is
     /// to every subscriber of `category`.
     Raw {
@@ -254,6 +256,12 @@ impl HubTask {
                         if let Ok(mut st) = s.shared.state.lock() {
                             st.buffer.force(false);
                         }
+                    }
+                }
+                Msg::Note(line) => {
+                    let _ = writeln!(out, "{line}");
+                    if let Ok(mut c) = self.console.lock() {
+                        c.push_back(line);
                     }
                 }
                 Msg::Raw { category, json } => {
