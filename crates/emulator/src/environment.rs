@@ -242,6 +242,12 @@ impl Environment {
         self.hub.send(crate::telemetry::Msg::Raw { category, json: event.into() });
     }
 
+    /// Every platform record the environment emitted (initStart, start, runtimeDone,
+    /// report, …), in order: what Lambda reported, to compare with what an extension made of it.
+    pub fn platform_events(&self) -> Vec<tandem_wire::Event> {
+        self.hub.platform_events()
+    }
+
     /// The console output so far (function and extension lines, START/END/REPORT).
     pub fn console_lines(&self) -> Vec<String> {
         self.hub.console_lines()

@@ -30,6 +30,8 @@ use tokio::sync::{mpsc, oneshot, watch};
 const REPLAY_LIMIT: usize = 10_000;
 /// What `X-Amz-Log-Type: Tail` returns: the last 4 KB of the invocation's log.
 pub const TAIL_BYTES: usize = 4096;
+/// Platform records kept for [`Hub::platform_events`].
+const PLATFORM_KEEP: usize = 100_000;
 /// Console lines kept for [`Hub::console_lines`].
 const CONSOLE_KEEP: usize = 20_000;
 
@@ -99,6 +101,7 @@ pub struct Hub {
     tx: mpsc::UnboundedSender<Msg>,
     deliveries: DeliveryLog,
     console: Arc<Mutex<VecDeque<String>>>,
+    platform: Arc<Mutex<VecDeque<Event>>>,
 }
 
 impl Hub {
@@ -106,6 +109,7 @@ impl Hub {
         let (tx, rx) = mpsc::unbounded_channel();
         let deliveries: DeliveryLog = Arc::default();
         let console: Arc<Mutex<VecDeque<String>>> = Arc::default();
+        let platform: Arc<Mutex<VecDeque<Event>>> = Arc::default();
         let (frozen, _) = watch::channel(false);
         let (stop, _) = watch::channel(false);
         let task = HubTask {
@@ -117,10 +121,11 @@ impl Hub {
             stop,
             deliveries: deliveries.clone(),
             console: console.clone(),
+            platform: platform.clone(),
             tail: Tail::default(),
         };
         tokio::spawn(task.run(rx));
-        Hub { tx, deliveries, console }
+        Hub { tx, deliveries, console, platform }
     }
 
     pub fn send(&self, msg: Msg) {
@@ -136,6 +141,11 @@ impl Hub {
     /// The console lines printed so far (the most recent ones).
     pub fn console_lines(&self) -> Vec<String> {
         self.console.lock().map(|c| c.iter().cloned().collect()).unwrap_or_default()
+    }
+
+    /// The platform records emitted so far (the most recent ones), in order.
+    pub fn platform_events(&self) -> Vec<Event> {
+        self.platform.lock().map(|p| p.iter().cloned().collect()).unwrap_or_default()
     }
 
     /// Waits until everything pending is delivered, or `deadline`.
@@ -211,6 +221,7 @@ struct HubTask {
     stop: watch::Sender<bool>,
     deliveries: DeliveryLog,
     console: Arc<Mutex<VecDeque<String>>>,
+    platform: Arc<Mutex<VecDeque<Event>>>,
     tail: Tail,
 }
 
@@ -298,6 +309,12 @@ impl HubTask {
     }
 
     fn on_platform(&mut self, event: Event, out: &mut Box<dyn Write + Send>) {
+        if let Ok(mut p) = self.platform.lock() {
+            p.push_back(event.clone());
+            if p.len() > PLATFORM_KEEP {
+                p.pop_front();
+            }
+        }
         if let Record::Start(s) = &event.record {
             self.tail.request_id = Some(s.request_id.clone());
             self.tail.text.clear();
