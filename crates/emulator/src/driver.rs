@@ -209,7 +209,9 @@ impl Driver {
     fn observe(&self, what: Observation) {
         let now = Instant::now();
         if let Observation::Signalled { process, signal: Signal::Kill } = &what {
-            if self.lc.phase() == crate::lifecycle::PhaseState::TearingDown {
+            // An extension killed is news (it ignored SHUTDOWN or a reset took it);
+            // the runtime is killed on every reset and every shutdown without extensions.
+            if process != "runtime" && self.lc.phase() == crate::lifecycle::PhaseState::TearingDown {
                 self.hub.send(Msg::Note(format!("tandem-emulator: {process} killed (SIGKILL)")));
             }
         }

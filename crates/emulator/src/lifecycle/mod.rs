@@ -1122,7 +1122,10 @@ impl Lifecycle {
                 self.timer(TimerId::RuntimeGrace(g), ctx.now + KILL_REAP_GRACE);
             }
         }
-        self.timer(TimerId::TeardownDeadline(g), deadline);
+        if budget > Duration::ZERO {
+            // Without a budget everything is killed at once; the reap timer covers it.
+            self.timer(TimerId::TeardownDeadline(g), deadline);
+        }
         self.teardown = Some(Teardown { reason, then, deadline, stage });
         if stage == Stage::Flush {
             self.out.push(Action::FlushTelemetry { generation: g, deadline });
