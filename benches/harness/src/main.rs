@@ -1,0 +1,67 @@
+//! `tandem-harness`: the demo and the benchmarks, run by `cargo xtask demo` and
+//! `cargo xtask bench` after they built everything in release.
+
+mod minimal_server;
+mod roundtrip;
+mod stats;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// Where the release binaries are.
+pub struct Bins {
+    pub dir: PathBuf,
+    pub noop_runtime: PathBuf,
+}
+
+impl Bins {
+    fn from_dir(dir: PathBuf) -> Result<Self, String> {
+        let need = |name: &str| {
+            let p = dir.join(name);
+            if p.exists() {
+                Ok(p)
+            } else {
+                Err(format!("{} is missing (build it in release first; `cargo xtask bench` does)", p.display()))
+            }
+        };
+        Ok(Bins { noop_runtime: need("noop-runtime")?, dir })
+    }
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let bins_dir = std::env::current_exe().ok().and_then(|p| p.parent().map(PathBuf::from)).unwrap_or_default();
+    let bins = match Bins::from_dir(bins_dir) {
+        Ok(b) => b,
+        Err(e) => {
+            eprintln!("tandem-harness: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    match args.first().map(String::as_str) {
+        Some("roundtrip") => {
+            let n = 3000;
+            for (name, r) in [
+                ("emulator, freeze", roundtrip::emulator(&bins, n, true).await),
+                ("emulator, no freeze", roundtrip::emulator(&bins, n, false).await),
+                ("minimal server", roundtrip::minimal(&bins, n).await),
+            ] {
+                match r {
+                    Ok(f) => println!(
+                        "{name}: p50 {:.3} ms p99 {:.3} ms, {:.0} invokes/s",
+                        f.latency.median(),
+                        f.latency.p99(),
+                        f.per_second
+                    ),
+                    Err(e) => println!("{name}: failed: {e}"),
+                }
+            }
+            ExitCode::SUCCESS
+        }
+        _ => {
+            eprintln!("usage: tandem-harness <demo|bench|roundtrip>");
+            ExitCode::from(2)
+        }
+    }
+}
