@@ -1,6 +1,7 @@
 //! `cargo xtask`: the project's developer commands (`cargo xtask help`).
 //! Each command lives in its own module; this file only dispatches.
 
+mod demo;
 mod layer;
 mod setup;
 mod test;
@@ -13,6 +14,8 @@ usage: cargo xtask <command> [args]
 
 commands:
   setup                  install what the tests need (Python venv with awslambdaric, curl, bash, cargo-nextest)
+  demo [--invocations N] build in release and run the demo: the emulator runs a real function with
+                         the tandem extension delivering to a file and an OTLP receiver
   test [nextest args]    setup, build every binary of the workspace, then `cargo nextest run --workspace [args]`
   layer [--arch x86_64|arm64|all] [--smoke]
                          build the tandem layer zips (target/layer/tandem-<arch>.zip);
@@ -27,6 +30,7 @@ fn main() -> ExitCode {
         Some("setup") => setup::run(&rest),
         Some("test") => test::run(&rest),
         Some("layer") => layer::run(&rest),
+        Some("demo") => demo::run(&rest),
         Some("help" | "-h" | "--help") => {
             println!("{USAGE}");
             Ok(())

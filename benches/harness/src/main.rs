@@ -1,7 +1,9 @@
 //! `tandem-harness`: the demo and the benchmarks, run by `cargo xtask demo` and
 //! `cargo xtask bench` after they built everything in release.
 
+mod demo;
 mod minimal_server;
+mod otlp_receiver;
 mod roundtrip;
 mod stats;
 
@@ -26,6 +28,20 @@ impl Bins {
         };
         Ok(Bins { noop_runtime: need("noop-runtime")?, dir })
     }
+
+    /// A release binary by name, with a clear error when it was not built.
+    pub fn need(&self, name: &str) -> Result<PathBuf, String> {
+        let p = self.dir.join(name);
+        if p.exists() {
+            Ok(p)
+        } else {
+            Err(format!("{} is missing (build it in release first)", p.display()))
+        }
+    }
+}
+
+fn flag(args: &[String], name: &str) -> Option<String> {
+    args.iter().position(|a| a == name).and_then(|i| args.get(i + 1).cloned())
 }
 
 #[tokio::main]
@@ -40,6 +56,25 @@ async fn main() -> ExitCode {
         }
     };
     match args.first().map(String::as_str) {
+        Some("demo") => {
+            let n = match flag(&args, "--invocations").map(|v| v.parse::<u64>()) {
+                None => 300,
+                Some(Ok(n)) if n > 0 => n,
+                Some(_) => {
+                    eprintln!("tandem-harness: --invocations takes a positive number");
+                    return ExitCode::from(2);
+                }
+            };
+            let out = flag(&args, "--out").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("target/demo"));
+            match demo::run(&bins, n, &out).await {
+                Ok(true) => ExitCode::SUCCESS,
+                Ok(false) => ExitCode::from(1),
+                Err(e) => {
+                    eprintln!("tandem-harness: demo failed: {e}");
+                    ExitCode::from(1)
+                }
+            }
+        }
         Some("roundtrip") => {
             let n = 3000;
             for (name, r) in [

@@ -11,10 +11,6 @@ impl Samples {
         Samples(v)
     }
 
-    pub fn len(&self) -> usize {
-        self.0.len()
-    }
-
     /// The `p`-th percentile (0..=100), nearest rank.
     pub fn pct(&self, p: f64) -> f64 {
         if self.0.is_empty() {
@@ -31,10 +27,6 @@ impl Samples {
     pub fn p99(&self) -> f64 {
         self.pct(99.0)
     }
-
-    pub fn max(&self) -> f64 {
-        self.0.last().copied().unwrap_or(f64::NAN)
-    }
 }
 
 #[cfg(test)]
@@ -46,7 +38,6 @@ mod tests {
         let s = Samples::new((1..=100).map(f64::from).collect());
         assert_eq!(s.median(), 50.0);
         assert_eq!(s.p99(), 99.0);
-        assert_eq!(s.max(), 100.0);
         assert!(Samples::new(vec![]).median().is_nan());
     }
 }
