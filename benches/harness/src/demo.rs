@@ -24,7 +24,8 @@ pub async fn run(bins: &Bins, invocations: u64, out: &Path) -> Result<bool, Stri
     std::fs::create_dir_all(&otlp_dir).map_err(|e| format!("cannot create {}: {e}", otlp_dir.display()))?;
     let records = out.join("records.ndjson");
     let spool = out.join("spool");
-    let receiver = Receiver::start(Some(otlp_dir.clone())).await.map_err(|e| format!("cannot start the OTLP receiver: {e}"))?;
+    let receiver =
+        Receiver::start(Some(otlp_dir.clone())).await.map_err(|e| format!("cannot start the OTLP receiver: {e}"))?;
 
     let mut cfg = Config::new(vec![bins.need("demo-fn")?.to_string_lossy().into_owned()]);
     cfg.function_name = "demo-fn".into();
@@ -107,10 +108,14 @@ pub async fn run(bins: &Bins, invocations: u64, out: &Path) -> Result<bool, Stri
     let invocation_spans = got.span_names.iter().filter(|(n, _)| n.as_str() == "demo-fn").map(|(_, c)| *c).sum::<u64>();
     let metric_points: u64 = got.metric_points.values().sum();
 
-    let lost_file = expected_lines.saturating_sub(file_logs) + invocations.saturating_sub(file_invocations.len() as u64);
+    let lost_file =
+        expected_lines.saturating_sub(file_logs) + invocations.saturating_sub(file_invocations.len() as u64);
     let lost_otlp = expected_lines.saturating_sub(otlp_logs);
     println!();
-    println!("demo: {invocations} invocations ({failed} failed), cold start (init) {}", cold.map_or("n/a".into(), |c| format!("{c:.2} ms")));
+    println!(
+        "demo: {invocations} invocations ({failed} failed), cold start (init) {}",
+        cold.map_or("n/a".into(), |c| format!("{c:.2} ms"))
+    );
     println!(
         "demo: duration p50 {:.3} ms, p99 {:.3} ms; extension overhead p50 {:.3} ms, p99 {:.3} ms",
         durations.median(),
@@ -138,5 +143,8 @@ pub async fn run(bins: &Bins, invocations: u64, out: &Path) -> Result<bool, Stri
 }
 
 fn display(p: &PathBuf) -> String {
-    std::env::current_dir().ok().and_then(|d| p.strip_prefix(d).ok().map(|r| r.display().to_string())).unwrap_or_else(|| p.display().to_string())
+    std::env::current_dir()
+        .ok()
+        .and_then(|d| p.strip_prefix(d).ok().map(|r| r.display().to_string()))
+        .unwrap_or_else(|| p.display().to_string())
 }

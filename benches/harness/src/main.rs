@@ -1,11 +1,15 @@
 //! `tandem-harness`: the demo and the benchmarks, run by `cargo xtask demo` and
 //! `cargo xtask bench` after they built everything in release.
 
+mod bench;
 mod demo;
+mod extension;
 mod minimal_server;
 mod otlp_receiver;
 mod roundtrip;
+mod sink_server;
 mod stats;
+mod throughput;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -75,6 +79,29 @@ async fn main() -> ExitCode {
                 }
             }
         }
+        Some("bench") => {
+            let out = flag(&args, "--out").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("target/bench"));
+            let quick = args.iter().any(|a| a == "--quick");
+            match bench::run(&bins, &out, bench::Options { quick }).await {
+                Ok(_) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("tandem-harness: bench failed: {e}");
+                    ExitCode::from(1)
+                }
+            }
+        }
+        Some("throughput") => match throughput::rows(args.iter().any(|a| a == "--quick")) {
+            Ok(rows) => {
+                for r in rows {
+                    println!("{}: {:.1} {} (baseline {:?})", r.metric, r.tandem, r.unit, r.baseline.map(|b| b.round()));
+                }
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("tandem-harness: {e}");
+                ExitCode::from(1)
+            }
+        },
         Some("roundtrip") => {
             let n = 3000;
             for (name, r) in [

@@ -95,7 +95,9 @@ impl Minimal {
             return Ok(r);
         }
         if req.method() == Method::POST {
-            if let Some(id) = path.strip_prefix("/2018-06-01/runtime/invocation/").and_then(|p| p.strip_suffix("/response")) {
+            if let Some(id) =
+                path.strip_prefix("/2018-06-01/runtime/invocation/").and_then(|p| p.strip_suffix("/response"))
+            {
                 let id = id.to_owned();
                 let body = req.into_body().collect().await.map(|b| b.to_bytes()).unwrap_or_default();
                 if let Ok(mut s) = self.state.lock() {

@@ -71,7 +71,11 @@ fn reply(code: StatusCode) -> Response<Full<Bytes>> {
     r
 }
 
-async fn handle(req: Request<Incoming>, state: Arc<Mutex<Received>>, dump: Option<PathBuf>) -> Result<Response<Full<Bytes>>, Infallible> {
+async fn handle(
+    req: Request<Incoming>,
+    state: Arc<Mutex<Received>>,
+    dump: Option<PathBuf>,
+) -> Result<Response<Full<Bytes>>, Infallible> {
     let path = req.uri().path().to_owned();
     let json = req.headers().get("content-type").and_then(|v| v.to_str().ok()).is_some_and(|v| v.contains("json"));
     let gzip = req.headers().get("content-encoding").and_then(|v| v.to_str().ok()) == Some("gzip");
@@ -141,7 +145,10 @@ async fn handle(req: Request<Incoming>, state: Arc<Mutex<Received>>, dump: Optio
         Ok(v) => {
             if let Some(dir) = dump {
                 let name = path.trim_start_matches("/v1/").to_owned();
-                let _ = std::fs::write(dir.join(format!("{n:05}-{name}.json")), serde_json::to_vec_pretty(&v).unwrap_or_default());
+                let _ = std::fs::write(
+                    dir.join(format!("{n:05}-{name}.json")),
+                    serde_json::to_vec_pretty(&v).unwrap_or_default(),
+                );
             }
             Ok(reply(StatusCode::OK))
         }

@@ -1,0 +1,283 @@
+//! bench: `cargo xtask bench`. Measures tandem next to the baseline extension (on the
+//! `lambda-extension` crate) in the same run and the same emulator, and the emulator
+//! next to a minimal Runtime API server; writes `target/bench/results.md` (a table with
+//! medians, p99s and ratios) and `target/bench/results.json`, stating the machine.
+
+use crate::extension::{self, Subject};
+use crate::stats::Samples;
+use crate::{roundtrip, Bins};
+use serde_json::json;
+use std::fmt::Write as _;
+use std::path::Path;
+
+/// One line of the results.
+struct Row {
+    metric: String,
+    unit: &'static str,
+    tandem: String,
+    baseline: String,
+    /// tandem / baseline (of the medians), when both exist.
+    ratio: Option<f64>,
+    target: String,
+    met: Option<bool>,
+    json: serde_json::Value,
+}
+
+fn fmt(v: f64) -> String {
+    if v.is_nan() {
+        "n/a".into()
+    } else if v >= 100.0 {
+        format!("{v:.0}")
+    } else if v >= 1.0 {
+        format!("{v:.2}")
+    } else {
+        format!("{v:.3}")
+    }
+}
+
+fn dist(s: &Samples) -> String {
+    format!("{} (p99 {})", fmt(s.median()), fmt(s.p99()))
+}
+
+pub struct Options {
+    pub quick: bool,
+}
+
+fn machine() -> serde_json::Value {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|c| {
+            c.lines()
+                .find_map(|l| l.strip_prefix("model name").map(|v| v.trim_start_matches([' ', '\t', ':']).to_owned()))
+        })
+        .unwrap_or_else(|| "unknown CPU".into());
+    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+    let mem_gib = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|m| {
+            m.lines().find_map(|l| l.strip_prefix("MemTotal:")?.split_whitespace().next()?.parse::<f64>().ok())
+        })
+        .map(|kib| kib / 1024.0 / 1024.0)
+        .unwrap_or(0.0);
+    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").map(|s| s.trim().to_owned()).unwrap_or_default();
+    let date = tandem_wire::time::format_rfc3339_millis(std::time::SystemTime::now());
+    json!({ "cpu": cpu, "cores": cores, "memory_gib": (mem_gib * 10.0).round() / 10.0, "kernel": kernel, "date": date })
+}
+
+fn size_of(p: &Path) -> Option<u64> {
+    std::fs::metadata(p).ok().map(|m| m.len())
+}
+
+pub async fn run(bins: &Bins, out_dir: &Path, opts: Options) -> Result<bool, String> {
+    std::fs::create_dir_all(out_dir).map_err(|e| format!("cannot create {}: {e}", out_dir.display()))?;
+    let scratch = out_dir.join("scratch");
+    let _ = std::fs::remove_dir_all(&scratch);
+    std::fs::create_dir_all(&scratch).map_err(|e| format!("cannot create {}: {e}", scratch.display()))?;
+    let (sink_addr, _) = crate::sink_server::start().await.map_err(|e| format!("cannot start the HTTP sink: {e}"))?;
+    let tandem_with = |flush: &str| Subject {
+        binary: bins.need("tandem").unwrap_or_default(),
+        env: vec![
+            ("TANDEM_SINKS".into(), "http".into()),
+            ("TANDEM_HTTP_URL".into(), format!("http://{sink_addr}/logs")),
+            ("TANDEM_FLUSH".into(), flush.into()),
+            ("TANDEM_SPOOL_DIR".into(), scratch.join("spool").to_string_lossy().into_owned()),
+        ],
+    };
+    bins.need("tandem")?;
+    let baseline = Subject {
+        binary: bins.need("baseline-extension")?,
+        env: vec![("BASELINE_OUT".into(), scratch.join("baseline.ndjson").to_string_lossy().into_owned())],
+    };
+    let demo_fn = bins.need("demo-fn")?;
+    let (init_runs, invokes, rss_secs, rt_n) = if opts.quick { (10, 100, 2, 1000) } else { (40, 500, 5, 3000) };
+    let mut rows = Vec::new();
+
+    eprintln!("bench: extension init overhead ({init_runs} cold starts each)");
+    let t_init = extension::init_overhead(bins, &tandem_with("adaptive"), init_runs).await?;
+    let b_init = extension::init_overhead(bins, &baseline, init_runs).await?;
+    rows.push(Row {
+        metric: "extension init: exec to first `next`".into(),
+        unit: "ms",
+        tandem: dist(&t_init),
+        baseline: dist(&b_init),
+        ratio: Some(t_init.median() / b_init.median()),
+        target: "≤ 2 ms p50 and below the baseline".into(),
+        met: Some(t_init.median() <= 2.0 && t_init.median() < b_init.median()),
+        json: json!({"tandem": samples_json(&t_init), "baseline": samples_json(&b_init)}),
+    });
+
+    let event = r#"{"order":7}"#;
+    eprintln!("bench: post-runtime extension duration ({invokes} invocations each)");
+    let b_over = extension::post_runtime(&demo_fn, &baseline, invokes, event).await?;
+    for (flush, target) in [("adaptive", Some(0.15)), ("end", None)] {
+        let t_over = extension::post_runtime(&demo_fn, &tandem_with(flush), invokes, event).await?;
+        rows.push(Row {
+            metric: format!("post-runtime duration per invoke, `{flush}` flush to a local HTTP sink"),
+            unit: "ms",
+            tandem: dist(&t_over),
+            baseline: dist(&b_over),
+            ratio: Some(t_over.median() / b_over.median()),
+            target: target.map_or("— (flushes before `next` by design)".into(), |t| format!("≤ {t} ms p50")),
+            met: target.map(|t| t_over.median() <= t),
+            json: json!({"flush": flush, "tandem": samples_json(&t_over), "baseline": samples_json(&b_over)}),
+        });
+    }
+
+    eprintln!("bench: memory (idle, then {rss_secs} s at 10,000 log lines per second)");
+    let (t_idle, t_peak) = extension::rss(bins, &tandem_with("adaptive"), 10_000, rss_secs).await?;
+    let (b_idle, b_peak) = extension::rss(bins, &baseline, 10_000, rss_secs).await?;
+    rows.push(Row {
+        metric: "RSS idle".into(),
+        unit: "MiB",
+        tandem: fmt(t_idle),
+        baseline: fmt(b_idle),
+        ratio: Some(t_idle / b_idle),
+        target: "≤ 6 MiB".into(),
+        met: Some(t_idle <= 6.0),
+        json: json!({"tandem": t_idle, "baseline": b_idle}),
+    });
+    rows.push(Row {
+        metric: "RSS peak at 10,000 lines/s".into(),
+        unit: "MiB",
+        tandem: fmt(t_peak),
+        baseline: fmt(b_peak),
+        ratio: Some(t_peak / b_peak),
+        target: "≤ 24 MiB".into(),
+        met: Some(t_peak <= 24.0),
+        json: json!({"tandem": t_peak, "baseline": b_peak}),
+    });
+
+    let mib = |b: u64| b as f64 / 1024.0 / 1024.0;
+    let t_size = size_of(&bins.need("tandem")?).unwrap_or(0);
+    let b_size = size_of(&baseline.binary).unwrap_or(0);
+    rows.push(Row {
+        metric: "stripped binary, x86_64 (release profile)".into(),
+        unit: "MiB",
+        tandem: fmt(mib(t_size)),
+        baseline: fmt(mib(b_size)),
+        ratio: Some(t_size as f64 / b_size as f64),
+        target: "≤ 4 MiB".into(),
+        met: Some(mib(t_size) <= 4.0),
+        json: json!({"tandem_bytes": t_size, "baseline_bytes": b_size}),
+    });
+    let layer = bins.dir.parent().map(|t| t.join("layer")).unwrap_or_default();
+    for arch in ["x86_64", "arm64"] {
+        if let Some(z) = size_of(&layer.join(format!("tandem-{arch}.zip"))) {
+            rows.push(Row {
+                metric: format!("layer zip, {arch}"),
+                unit: "MiB",
+                tandem: fmt(mib(z)),
+                baseline: "—".into(),
+                ratio: None,
+                target: "—".into(),
+                met: None,
+                json: json!({"arch": arch, "bytes": z}),
+            });
+        }
+    }
+
+    eprintln!("bench: pipeline throughput (telemetry JSON in, OTLP protobuf out, one core)");
+    for row in crate::throughput::rows(opts.quick)? {
+        rows.push(row.into_row());
+    }
+
+    eprintln!("bench: emulator invoke round trip ({rt_n} invocations each)");
+    let emu = roundtrip::emulator(bins, rt_n, true).await?;
+    let emu_nf = roundtrip::emulator(bins, rt_n, false).await?;
+    let min = roundtrip::minimal(bins, rt_n).await?;
+    for (label, f) in [("freezing between invokes", &emu), ("without freezing", &emu_nf)] {
+        rows.push(Row {
+            metric: format!(
+                "emulator invoke round trip, no-op runtime, {label} (baseline: minimal Runtime API server)"
+            ),
+            unit: "ms",
+            tandem: dist(&f.latency),
+            baseline: dist(&min.latency),
+            ratio: Some(f.latency.median() / min.latency.median()),
+            target: "≤ 0.3 ms p50".into(),
+            met: Some(f.latency.median() <= 0.3),
+            json: json!({"emulator": samples_json(&f.latency), "minimal": samples_json(&min.latency)}),
+        });
+        rows.push(Row {
+            metric: format!("emulator invokes per second, {label}"),
+            unit: "1/s",
+            tandem: fmt(f.per_second),
+            baseline: fmt(min.per_second),
+            ratio: Some(f.per_second / min.per_second),
+            target: "≥ 3,000".into(),
+            met: Some(f.per_second >= 3000.0),
+            json: json!({"emulator": f.per_second, "minimal": min.per_second}),
+        });
+    }
+
+    let machine = machine();
+    let mut md = String::new();
+    let _ = writeln!(
+        md,
+        "Measured {} on {} ({} cores, {} GiB, Linux {}), release builds, by `cargo xtask bench`.\n",
+        machine["date"].as_str().unwrap_or_default().get(..10).unwrap_or_default(),
+        machine["cpu"].as_str().unwrap_or_default(),
+        machine["cores"],
+        machine["memory_gib"],
+        machine["kernel"].as_str().unwrap_or_default()
+    );
+    let _ = writeln!(md, "| metric | unit | tandem: median (p99) | baseline: median (p99) | ratio | target | met |");
+    let _ = writeln!(md, "|---|---|---|---|---|---|---|");
+    for r in &rows {
+        let ratio = r.ratio.filter(|x| x.is_finite()).map_or("—".into(), |x| format!("{x:.2}×"));
+        let met = match r.met {
+            Some(true) => "yes",
+            Some(false) => "**no**",
+            None => "—",
+        };
+        let _ = writeln!(
+            md,
+            "| {} | {} | {} | {} | {} | {} | {} |",
+            r.metric, r.unit, r.tandem, r.baseline, ratio, r.target, met
+        );
+    }
+    let _ = writeln!(
+        md,
+        "\nBaseline: `benches/baseline-extension`, an extension on the `lambda-extension` crate that writes every telemetry record to a file, run in the same emulator; for the round trip, a minimal hyper Runtime API server with the same no-op runtime."
+    );
+    let results = json!({
+        "machine": machine,
+        "rows": rows.iter().map(|r| json!({"metric": r.metric, "unit": r.unit, "tandem": r.tandem, "baseline": r.baseline, "ratio": r.ratio, "target": r.target, "met": r.met, "data": r.json})).collect::<Vec<_>>(),
+    });
+    std::fs::write(out_dir.join("results.md"), &md).map_err(|e| format!("cannot write results.md: {e}"))?;
+    std::fs::write(out_dir.join("results.json"), serde_json::to_vec_pretty(&results).unwrap_or_default())
+        .map_err(|e| format!("cannot write results.json: {e}"))?;
+    println!("{md}");
+    println!("bench: wrote {} and {}", out_dir.join("results.md").display(), out_dir.join("results.json").display());
+    let _ = std::fs::remove_dir_all(&scratch);
+    Ok(rows.iter().all(|r| r.met != Some(false)))
+}
+
+fn samples_json(s: &Samples) -> serde_json::Value {
+    json!({"median": s.median(), "p99": s.p99()})
+}
+
+/// A row produced elsewhere (the throughput module), in plain values.
+pub struct PlainRow {
+    pub metric: String,
+    pub unit: &'static str,
+    pub tandem: f64,
+    pub baseline: Option<f64>,
+    pub target: Option<f64>,
+    pub json: serde_json::Value,
+}
+
+impl PlainRow {
+    fn into_row(self) -> Row {
+        Row {
+            metric: self.metric,
+            unit: self.unit,
+            tandem: fmt(self.tandem),
+            baseline: self.baseline.map_or("—".into(), fmt),
+            ratio: self.baseline.map(|b| self.tandem / b),
+            target: self.target.map_or("—".into(), |t| format!("≥ {}", fmt(t))),
+            met: self.target.map(|t| self.tandem >= t),
+            json: self.json,
+        }
+    }
+}

@@ -1,0 +1,130 @@
+//! extension: measurements of an extension process inside tandem-emulator: its init
+//! overhead (exec to first `next`), the post-runtime time it adds per invocation (the
+//! emulator's `extensionOverhead` span), and its memory (RSS idle and peak while
+//! shipping logs). The same code measures `tandem` and the baseline.
+
+use crate::stats::Samples;
+use crate::Bins;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+use tandem_emulator::{Config, Environment, Observation};
+use tandem_wire::telemetry::Record;
+
+/// An extension under test: its binary and its settings.
+#[derive(Clone)]
+pub struct Subject {
+    pub binary: PathBuf,
+    pub env: Vec<(String, String)>,
+}
+
+impl Subject {
+    pub fn name(&self) -> String {
+        self.binary.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()
+    }
+}
+
+fn config(runtime: &Path, subject: &Subject) -> Config {
+    let mut cfg = Config::new(vec![runtime.to_string_lossy().into_owned()]);
+    cfg.extensions.push(subject.binary.clone());
+    cfg.env.extend(subject.env.iter().cloned());
+    cfg.timeout = Duration::from_secs(10);
+    cfg.record_bodies = false;
+    cfg
+}
+
+/// Milliseconds from the extension's exec to its first `next`, over `runs` cold starts.
+pub async fn init_overhead(bins: &Bins, subject: &Subject, runs: usize) -> Result<Samples, String> {
+    let name = subject.name();
+    let mut v = Vec::with_capacity(runs);
+    for _ in 0..runs {
+        let env = Environment::start(config(&bins.noop_runtime, subject)).await.map_err(|e| e.to_string())?;
+        let obs = env.observations();
+        let spawned = obs.iter().find(|o| matches!(&o.what, Observation::Spawned { process, .. } if *process == name));
+        let ready = obs.iter().find(|o| matches!(&o.what, Observation::ExtensionReady { name: n } if *n == name));
+        match (spawned, ready) {
+            (Some(s), Some(r)) => v.push(r.at.saturating_duration_since(s.at).as_secs_f64() * 1000.0),
+            _ => return Err(format!("{name} did not become ready: {obs:?}")),
+        }
+        env.shutdown().await;
+    }
+    Ok(Samples::new(v))
+}
+
+/// The `extensionOverhead` span of each invocation (ms) for `invocations` invokes of
+/// `function` with `event`, after a short warm-up.
+pub async fn post_runtime(
+    function: &Path,
+    subject: &Subject,
+    invocations: usize,
+    event: &str,
+) -> Result<Samples, String> {
+    let env = Environment::start(config(function, subject)).await.map_err(|e| e.to_string())?;
+    let mut ids = Vec::with_capacity(invocations);
+    for i in 0..invocations + 20 {
+        let out = env.invoke(event.to_owned()).await.map_err(|e| e.to_string())?;
+        if i >= 20 {
+            ids.push(out.result.request_id);
+        }
+    }
+    env.shutdown().await;
+    let events = env.platform_events();
+    let mut v = Vec::with_capacity(invocations);
+    for e in &events {
+        if let Record::Report(r) = &e.record {
+            if ids.contains(&r.request_id) {
+                if let Some(s) = r.spans.iter().flatten().find(|s| s.name == "extensionOverhead") {
+                    v.push(s.duration_ms);
+                }
+            }
+        }
+    }
+    if v.len() != invocations {
+        return Err(format!("expected {invocations} reports with an extensionOverhead span, found {}", v.len()));
+    }
+    Ok(Samples::new(v))
+}
+
+/// `(idle, peak)` resident set of the extension in MiB: idle after init and a few
+/// invocations, peak (VmHWM) after `seconds` of `lines_per_second` log lines.
+pub async fn rss(bins: &Bins, subject: &Subject, lines_per_second: u64, seconds: u64) -> Result<(f64, f64), String> {
+    let echo = bins.need("echo-fn")?;
+    let mut cfg = config(&echo, subject);
+    // The platform buffer is not what is measured: let the extension see every line.
+    cfg.telemetry_buffer_items = 1_000_000;
+    cfg.telemetry_buffer_bytes = 512 * 1024 * 1024;
+    let env = Environment::start(cfg).await.map_err(|e| e.to_string())?;
+    let name = subject.name();
+    let pid = env
+        .observations()
+        .iter()
+        .find_map(|o| match &o.what {
+            Observation::Spawned { process, pid } if *process == name => Some(*pid),
+            _ => None,
+        })
+        .ok_or_else(|| format!("{name} was not started"))?;
+    for _ in 0..5 {
+        env.invoke(r#"{"log":["warm-up"]}"#).await.map_err(|e| e.to_string())?;
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let idle = status_kib(pid, "VmRSS").ok_or("cannot read the extension's VmRSS")? as f64 / 1024.0;
+    // 100 lines of 100 bytes per invocation, paced to the wanted rate.
+    let per_invoke = 100;
+    let invokes_per_second = (lines_per_second / per_invoke).max(1);
+    let period = Duration::from_secs_f64(1.0 / invokes_per_second as f64);
+    let event = format!(r#"{{"log_bytes":{}}}"#, per_invoke * 100);
+    let until = Instant::now() + Duration::from_secs(seconds);
+    let mut next = Instant::now();
+    while Instant::now() < until {
+        env.invoke(event.clone()).await.map_err(|e| e.to_string())?;
+        next += period;
+        tokio::time::sleep_until(next.into()).await;
+    }
+    let peak = status_kib(pid, "VmHWM").ok_or("cannot read the extension's VmHWM")? as f64 / 1024.0;
+    env.shutdown().await;
+    Ok((idle, peak))
+}
+
+fn status_kib(pid: i32, field: &str) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status.lines().find_map(|l| l.strip_prefix(field)?.trim_start_matches(':').split_whitespace().next()?.parse().ok())
+}
