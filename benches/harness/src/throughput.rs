@@ -43,11 +43,10 @@ pub fn batch(invocations: usize, lines: usize) -> (Vec<u8>, usize) {
 
 /// One pass of tandem's pipeline over `body`; returns the bytes of OTLP produced.
 fn tandem_pass(body: &[u8], resource: &Resource) -> usize {
-    let parsed = match tandem_wire::parse_batch(body) {
-        Ok(p) => p,
+    let events = match tandem_wire::parse_events(body) {
+        Ok(b) => b.events,
         Err(_) => return 0,
     };
-    let events: Vec<_> = parsed.into_iter().filter_map(Result::ok).collect();
     let mut pipeline = Pipeline::new(CorrelatorOptions::default(), Vec::new());
     let mut items = Vec::with_capacity(events.len());
     pipeline.ingest(events, "[tandem] ", 0, &mut items);

@@ -28,4 +28,4 @@ pub mod time;
 pub use error::{ErrorRequest, ErrorResponse, StatusResponse};
 pub use extensions::{EventType, NextEvent, RegisterRequest, RegisterResponse, ShutdownReason};
 pub use subscription::{Api, Protocol, SubscribeRequest, Subscription};
-pub use telemetry::{parse_batch, Event, LogRecord, Record, Status, TelemetryType};
+pub use telemetry::{parse_batch, parse_events, Event, LogRecord, Record, Status, TelemetryType};

@@ -616,11 +616,38 @@ impl fmt::Display for EventError {
 
 impl std::error::Error for EventError {}
 
+/// A parsed delivery: the events that parsed, in order, and the ones that did not.
+#[derive(Debug, Default)]
+pub struct Batch {
+    pub events: Vec<Event>,
+    pub errors: Vec<EventError>,
+}
+
 /// Parses a delivery body (a JSON array of events), event by event.
 ///
-/// Fails as a whole only when the body is not a JSON array at all; otherwise each
-/// element is its own `Ok(Event)` or `Err(EventError)`.
+/// Fails as a whole only when the body is not a JSON array at all. A batch whose every
+/// event parses (the common case) is read in one pass; otherwise it is split into its
+/// elements and each is parsed alone, so one bad event costs only itself.
+pub fn parse_events(body: &[u8]) -> Result<Batch, serde_json::Error> {
+    if let Ok(events) = serde_json::from_slice::<Vec<Event>>(body) {
+        return Ok(Batch { events, errors: Vec::new() });
+    }
+    let items: Vec<&RawValue> = serde_json::from_slice(body)?;
+    let mut batch = Batch { events: Vec::with_capacity(items.len()), errors: Vec::new() };
+    for (index, raw) in items.into_iter().enumerate() {
+        match parse_event(index, raw.get()) {
+            Ok(e) => batch.events.push(e),
+            Err(e) => batch.errors.push(e),
+        }
+    }
+    Ok(batch)
+}
+
+/// Like [`parse_events`], keeping each element's outcome in its position.
 pub fn parse_batch(body: &[u8]) -> Result<Vec<Result<Event, EventError>>, serde_json::Error> {
+    if let Ok(events) = serde_json::from_slice::<Vec<Event>>(body) {
+        return Ok(events.into_iter().map(Ok).collect());
+    }
     let items: Vec<&RawValue> = serde_json::from_slice(body)?;
     Ok(items.into_iter().enumerate().map(|(index, raw)| parse_event(index, raw.get())).collect())
 }

@@ -117,3 +117,16 @@ fn accessors() {
         _ => panic!(),
     }
 }
+
+#[test]
+fn parse_events_splits_good_and_bad_in_one_or_two_passes() {
+    let good = r#"[{"time":"t","type":"function","record":"a"},{"time":"t","type":"extension","record":"b"}]"#;
+    let b = parse_events(good.as_bytes()).unwrap();
+    assert_eq!((b.events.len(), b.errors.len()), (2, 0));
+    let mixed = r#"[{"time":"t","type":"function","record":"a"},{"type":"platform.start","record":{}},{"time":"t","type":"function","record":"c"}]"#;
+    let b = parse_events(mixed.as_bytes()).unwrap();
+    assert_eq!((b.events.len(), b.errors.len()), (2, 1));
+    assert_eq!(b.errors[0].index, 1);
+    assert_eq!(b.events[1].record, Record::Function(LogRecord::Text("c".into())));
+    assert!(parse_events(b"{}").is_err());
+}
