@@ -288,8 +288,15 @@ pub struct HealthSnapshot {
     pub time_ms: u64,
     /// Records accepted from the Telemetry API (logs and invocations).
     pub records_in: u64,
-    /// Records a sink acknowledged.
+    /// When the extension process started, ms since the epoch (the start of the
+    /// counters: OTLP sends them as cumulative sums from here).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started_ms: Option<u64>,
+    /// Records a sink acknowledged (summed over the sinks).
     pub delivered: u64,
+    /// Records acknowledged, by sink.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub delivered_by_sink: BTreeMap<String, u64>,
     /// Send attempts repeated after a retryable failure.
     pub retried: u64,
     /// Records written to the disk spool.
@@ -352,7 +359,9 @@ impl Item {
         match self {
             Item::Log(l) => l.approx_size(),
             Item::Invocation(i) => i.approx_size(),
-            Item::Health(h) => 320 + h.dropped.keys().map(|k| k.len() + 24).sum::<usize>(),
+            Item::Health(h) => {
+                340 + h.dropped.keys().chain(h.delivered_by_sink.keys()).map(|k| k.len() + 24).sum::<usize>()
+            }
         }
     }
 

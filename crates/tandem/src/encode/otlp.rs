@@ -33,7 +33,7 @@
 //! [OTel FaaS metric semconv]: https://opentelemetry.io/docs/specs/semconv/faas/faas-metrics/
 
 use super::push_serde;
-use crate::model::{Invocation, Level, LogRecord};
+use crate::model::{HealthSnapshot, Invocation, Level, LogRecord};
 use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
@@ -42,7 +42,7 @@ use opentelemetry_proto::tonic::common::v1::{
 };
 use opentelemetry_proto::tonic::logs::v1::{LogRecord as OtlpLog, ResourceLogs, ScopeLogs};
 use opentelemetry_proto::tonic::metrics::v1::{
-    metric, number_data_point, AggregationTemporality, Histogram, HistogramDataPoint, Metric, NumberDataPoint,
+    metric, number_data_point, AggregationTemporality, Gauge, Histogram, HistogramDataPoint, Metric, NumberDataPoint,
     ResourceMetrics, ScopeMetrics, Sum,
 };
 use opentelemetry_proto::tonic::resource::v1::Resource as OtlpResource;
@@ -750,6 +750,113 @@ pub fn metrics_request<'a>(
             schema_url: String::new(),
         }],
     }
+}
+
+/// The extension's own health as metrics (instrumentation scope `tandem`): counters as
+/// CUMULATIVE monotonic sums since the process started (`started_ms`, which is why they
+/// are not deltas: a snapshot carries totals), current values as gauges.
+///
+/// | name | instrument | unit | attributes |
+/// |---|---|---|---|
+/// | `tandem.records_in` | Sum | `{record}` | |
+/// | `tandem.delivered` | Sum | `{record}` | `tandem.sink` |
+/// | `tandem.retried` | Sum | `{request}` | |
+/// | `tandem.spooled` | Sum | `{record}` | |
+/// | `tandem.dropped` | Sum | `{record}` | `tandem.reason` |
+/// | `tandem.parse_errors` | Sum | `{event}` | |
+/// | `tandem.flushes` | Sum | `{flush}` | |
+/// | `tandem.buffered_records` | Gauge | `{record}` | |
+/// | `tandem.buffered_bytes`, `tandem.spool_bytes` | Gauge | `By` | |
+/// | `tandem.flush_latency`, `tandem.flush_latency_max` | Gauge | `s` | |
+pub fn health_metrics(h: &HealthSnapshot) -> Vec<Metric> {
+    let start = ms_to_ns(h.started_ms.unwrap_or(h.time_ms));
+    let end = ms_to_ns(h.time_ms).max(start);
+    let cumulative = |name: &str, description: &str, unit: &str, points: Vec<(Vec<KeyValue>, u64)>| {
+        let mut m =
+            sum_metric(name, description, unit, points.into_iter().map(|(a, v)| (a, count(v))).collect(), start, end);
+        if let Some(metric::Data::Sum(s)) = &mut m.data {
+            s.aggregation_temporality = AggregationTemporality::Cumulative as i32;
+        }
+        m
+    };
+    let gauge = |name: &str, description: &str, unit: &str, value: number_data_point::Value| Metric {
+        name: name.to_owned(),
+        description: description.to_owned(),
+        unit: unit.to_owned(),
+        metadata: Vec::new(),
+        data: Some(metric::Data::Gauge(Gauge {
+            data_points: vec![NumberDataPoint {
+                attributes: Vec::new(),
+                start_time_unix_nano: 0,
+                time_unix_nano: end,
+                exemplars: Vec::new(),
+                flags: 0,
+                value: Some(value),
+            }],
+        })),
+    };
+    let by = |key: &str, m: &std::collections::BTreeMap<String, u64>| -> Vec<(Vec<KeyValue>, u64)> {
+        m.iter().map(|(k, v)| (vec![kv(key, string(k))], *v)).collect()
+    };
+    let mut metrics = vec![
+        cumulative(
+            "tandem.records_in",
+            "Records accepted from the Telemetry API",
+            "{record}",
+            vec![(Vec::new(), h.records_in)],
+        ),
+        cumulative(
+            "tandem.retried",
+            "Send attempts repeated after a retryable failure",
+            "{request}",
+            vec![(Vec::new(), h.retried)],
+        ),
+        cumulative("tandem.spooled", "Records written to the disk spool", "{record}", vec![(Vec::new(), h.spooled)]),
+        cumulative(
+            "tandem.parse_errors",
+            "Telemetry events that could not be parsed",
+            "{event}",
+            vec![(Vec::new(), h.parse_errors)],
+        ),
+        cumulative("tandem.flushes", "Flushes run", "{flush}", vec![(Vec::new(), h.flushes)]),
+    ];
+    if !h.delivered_by_sink.is_empty() {
+        metrics.push(cumulative(
+            "tandem.delivered",
+            "Records a sink acknowledged",
+            "{record}",
+            by("tandem.sink", &h.delivered_by_sink),
+        ));
+    }
+    if !h.dropped.is_empty() {
+        metrics.push(cumulative(
+            "tandem.dropped",
+            "Records dropped, by reason",
+            "{record}",
+            by("tandem.reason", &h.dropped),
+        ));
+    }
+    metrics.push(gauge(
+        "tandem.buffered_records",
+        "Records waiting in memory and on disk",
+        "{record}",
+        count(h.buffered_records),
+    ));
+    metrics.push(gauge("tandem.buffered_bytes", "Bytes waiting in memory and on disk", "By", count(h.buffered_bytes)));
+    metrics.push(gauge("tandem.spool_bytes", "Bytes in the disk spool", "By", count(h.spool_bytes)));
+    metrics.push(gauge(
+        "tandem.flush_latency",
+        "Duration of the last flush",
+        "s",
+        number_data_point::Value::AsDouble(h.flush_latency_ms_last / 1000.0),
+    ));
+    metrics.push(gauge(
+        "tandem.flush_latency_max",
+        "Duration of the slowest flush",
+        "s",
+        number_data_point::Value::AsDouble(h.flush_latency_ms_max / 1000.0),
+    ));
+    metrics
 }
 
 // ---------------------------------------------------------------------------------------

@@ -1,0 +1,391 @@
+//! delivery: the sinks' lanes (a queue and a sink each) and the flushes that drain them.
+//!
+//! Owns routing (each record to the queues of the sinks that take it), the flush of
+//! all lanes at once within a deadline, and the per-sink serialisation of flushes: a
+//! lane's sink is locked for the whole flush, so a background flush and a blocking one
+//! never send the same records twice; the second waits for the first, never past its
+//! own deadline. A flush sends front batches until the queue is empty or the sink
+//! fails or the time is up; it commits exactly what the sink accepted. A lane whose
+//! flush failed keeps its records and, outside SHUTDOWN, writes its memory to the
+//! spool, so that a frozen or killed environment loses nothing.
+//!
+//! Background flushes send a partial batch only when its oldest record waited
+//! `TANDEM_BATCH_MAX_AGE_MS`; blocking and shutdown flushes send everything. Never
+//! decides *when* to flush (the flush policy does) and never logs per record.
+
+use crate::config::{BatchConfig, Config, RetryConfig, SinkKind};
+use crate::diag;
+use crate::flush::Pending;
+use crate::health::{Health, LaneView};
+use crate::model::Item;
+use crate::queue::{Queue, SpoolSettings};
+use crate::sink::{drive, Driven, Sink};
+use std::future::{poll_fn, Future};
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::task::Poll;
+use std::time::{Instant, SystemTime};
+
+/// What kind of flush runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FlushKind {
+    /// Off the invocation's path (timer, INVOKE): partial batches wait for their age.
+    Background,
+    /// Before `next`, within the flush budget.
+    Blocking,
+    /// At SHUTDOWN: everything, until the deadline.
+    Shutdown,
+}
+
+/// How a lane's flush ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LaneOutcome {
+    /// Nothing left (or only a young partial batch, in the background).
+    Drained,
+    /// Records remain: the sink failed or the time ran out.
+    Failed(String),
+    /// Another flush held the sink until the deadline.
+    Busy,
+}
+
+/// One sink's lane.
+pub struct Lane {
+    pub kind: SinkKind,
+    queue: Mutex<Queue>,
+    sink: tokio::sync::Mutex<Sink>,
+}
+
+impl Lane {
+    fn queue(&self) -> MutexGuard<'_, Queue> {
+        // A panic while the queue was locked leaves it consistent (every change is a
+        // single step): keep using it.
+        self.queue.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// The lanes and the counters of their flushes. See the module documentation.
+pub struct Delivery {
+    lanes: Vec<Lane>,
+    batch: BatchConfig,
+    retry: RetryConfig,
+    health: Mutex<Health>,
+    parse_errors: AtomicU64,
+}
+
+/// Milliseconds since the epoch, now.
+pub fn now_ms() -> u64 {
+    SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+}
+
+impl Delivery {
+    /// Builds a lane per configured sink. A sink that cannot be built is left out with
+    /// a problem line; with none left, stdout is used.
+    pub fn new(config: &Config, instance: Arc<OnceLock<String>>) -> (Delivery, Vec<String>) {
+        let mut problems = Vec::new();
+        let mut sinks = Vec::new();
+        for &kind in &config.sinks {
+            match Sink::new(kind, config, instance.clone()) {
+                Ok(s) => sinks.push(s),
+                Err(e) => problems.push(format!("TANDEM_SINKS: {e}; the {} sink is dropped", kind.as_str())),
+            }
+        }
+        if sinks.is_empty() {
+            problems.push("TANDEM_SINKS: no usable sink left; using stdout".into());
+            sinks.push(Sink::Stdout(crate::sink::stdout::StdoutSink::new(config.emf.clone())));
+        }
+        let n = sinks.len() as u64;
+        let spool_share = config.spool.max_bytes / n;
+        // Segments small enough that reading one back barely passes the memory bound,
+        // and that a full spool drops a small part of itself at a time.
+        let segment_bytes = (config.buffer.max_bytes / 4).clamp(16 * 1024, 1024 * 1024).min((spool_share / 4).max(1));
+        let lanes = sinks
+            .into_iter()
+            .map(|sink| {
+                let kind = sink.kind();
+                let spool = (spool_share > 0).then(|| SpoolSettings {
+                    dir: config.spool.dir.join(kind.as_str()),
+                    max_bytes: spool_share,
+                    segment_bytes,
+                });
+                Lane {
+                    kind,
+                    queue: Mutex::new(Queue::new(kind.as_str(), config.buffer, spool)),
+                    sink: tokio::sync::Mutex::new(sink),
+                }
+            })
+            .collect();
+        let delivery = Delivery {
+            lanes,
+            batch: config.batch,
+            retry: config.retry,
+            health: Mutex::new(Health::new(now_ms())),
+            parse_errors: AtomicU64::new(0),
+        };
+        (delivery, problems)
+    }
+
+    pub fn sinks(&self) -> Vec<SinkKind> {
+        self.lanes.iter().map(|l| l.kind).collect()
+    }
+
+    /// The health counters.
+    pub fn health(&self) -> MutexGuard<'_, Health> {
+        self.health.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Telemetry events the intake could not parse so far (for the health snapshot).
+    pub fn set_parse_errors(&self, n: u64) {
+        self.parse_errors.store(n, Ordering::Relaxed);
+    }
+
+    /// Queues records on every lane whose sink takes them. Returns once each is held
+    /// (in memory or in a spool) or counted as dropped.
+    pub fn push(&self, items: Vec<Item>, now_ms: u64) {
+        for item in items {
+            let item = Arc::new(item);
+            for lane in &self.lanes {
+                if Sink::accepts(lane.kind, &item) {
+                    lane.queue().push(item.clone(), now_ms);
+                }
+            }
+        }
+    }
+
+    /// What waits, for the flush policy: the fullest lane's count and size (records
+    /// are shared across lanes, so a sum would count them several times), the oldest
+    /// record of any lane.
+    pub fn pending(&self) -> Pending {
+        let mut p = Pending::default();
+        for lane in &self.lanes {
+            let l = lane.queue().pending();
+            p.records = p.records.max(l.records);
+            p.bytes = p.bytes.max(l.bytes);
+            p.oldest_ms = match (p.oldest_ms, l.oldest_ms) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
+        }
+        p
+    }
+
+    fn lane_views(&self) -> Vec<LaneView> {
+        self.lanes
+            .iter()
+            .map(|lane| {
+                let mut q = lane.queue();
+                LaneView { sink: lane.kind, stats: q.stats(), pending: q.pending(), spool_bytes: q.spool_bytes() }
+            })
+            .collect()
+    }
+
+    /// Queues a health snapshot when one is due (see [`Health`]).
+    pub fn emit_health_if_due(&self, now_ms: u64) {
+        if !self.health().take_due() {
+            return;
+        }
+        let views = self.lane_views();
+        let snapshot = self.health().snapshot(now_ms, &views, self.parse_errors.load(Ordering::Relaxed));
+        self.push(vec![Item::from(snapshot)], now_ms);
+    }
+
+    /// Flushes every lane at once until `deadline`; returns each lane's outcome.
+    pub async fn flush(&self, kind: FlushKind, deadline: Instant) -> Vec<(SinkKind, LaneOutcome)> {
+        let started = Instant::now();
+        self.emit_health_if_due(now_ms());
+        let work = !self.pending().is_empty();
+        let outcomes = join_all(self.lanes.iter().map(|lane| self.flush_lane(lane, kind, deadline)).collect()).await;
+        if work {
+            // Flushes that found nothing to send are not flushes: they would flatten
+            // the latency figures.
+            self.health().flushed(started.elapsed().as_secs_f64() * 1000.0);
+        }
+        self.lanes.iter().map(|l| l.kind).zip(outcomes).collect()
+    }
+
+    async fn flush_lane(&self, lane: &Lane, kind: FlushKind, deadline: Instant) -> LaneOutcome {
+        let Ok(mut sink) = tokio::time::timeout_at(deadline.into(), lane.sink.lock()).await else {
+            return LaneOutcome::Busy;
+        };
+        let now = now_ms();
+        let max_age = self.batch.max_age.as_millis() as u64;
+        let mut retried = 0;
+        let outcome = loop {
+            let mut batch = lane.queue().batch(self.batch.max_records, self.batch.max_bytes);
+            if batch.entries.is_empty() {
+                break LaneOutcome::Drained;
+            }
+            if kind == FlushKind::Background && !batch.full {
+                let oldest = batch.entries.iter().map(|e| e.at_ms).filter(|t| *t > 0).min();
+                if oldest.is_some_and(|t| now.saturating_sub(t) < max_age) {
+                    break LaneOutcome::Drained;
+                }
+            }
+            match drive(&mut sink, &mut batch.entries, deadline, &self.retry, &mut retried).await {
+                Driven::Done => {
+                    lane.queue().commit(&batch.entries);
+                }
+                Driven::Failed(reason) => {
+                    lane.queue().keep_progress(&batch.entries);
+                    break LaneOutcome::Failed(reason);
+                }
+            }
+        };
+        self.health().retried(retried);
+        if let LaneOutcome::Failed(reason) = &outcome {
+            diag::debug(format_args!("{} sink: flush stopped: {reason}; the records stay queued", lane.kind.as_str()));
+            if kind != FlushKind::Shutdown && lane.queue().persist() {
+                diag::debug(format_args!("{} sink: undelivered records written to the spool", lane.kind.as_str()));
+            }
+        }
+        outcome
+    }
+
+    /// Writes every lane's memory to its spool (a reset: the next process delivers
+    /// it). Returns the lanes that could not.
+    pub fn persist_all(&self) -> Vec<SinkKind> {
+        let mut failed = Vec::new();
+        for lane in &self.lanes {
+            let mut q = lane.queue();
+            q.persist();
+            if !q.all_on_disk() {
+                failed.push(lane.kind);
+            }
+        }
+        failed
+    }
+
+    /// Empties the lanes in `kinds` (or all) for a last resort: their records, and an
+    /// estimate of spooled records that could not be read before `deadline`.
+    pub fn drain(&self, kinds: &[SinkKind], deadline: Instant) -> Vec<(SinkKind, Vec<Arc<Item>>, u64)> {
+        self.lanes
+            .iter()
+            .filter(|l| kinds.contains(&l.kind))
+            .map(|lane| {
+                let (items, left) = lane.queue().drain_all(deadline);
+                (lane.kind, items, left)
+            })
+            .collect()
+    }
+
+    /// Records waiting per lane (memory and spool).
+    pub fn pending_by_sink(&self) -> Vec<(SinkKind, usize)> {
+        self.lanes.iter().map(|l| (l.kind, l.queue().pending().records)).collect()
+    }
+}
+
+/// Polls `futures` together until all are done (the few lanes need no task each, and
+/// dropping the flush cancels every lane at once).
+async fn join_all<F: Future>(futures: Vec<F>) -> Vec<F::Output> {
+    let mut futures: Vec<Pin<Box<F>>> = futures.into_iter().map(Box::pin).collect();
+    let mut out: Vec<Option<F::Output>> = futures.iter().map(|_| None).collect();
+    poll_fn(|cx| {
+        let mut pending = false;
+        for (f, slot) in futures.iter_mut().zip(out.iter_mut()) {
+            if slot.is_none() {
+                match f.as_mut().poll(cx) {
+                    Poll::Ready(v) => *slot = Some(v),
+                    Poll::Pending => pending = true,
+                }
+            }
+        }
+        if pending {
+            Poll::Pending
+        } else {
+            Poll::Ready(())
+        }
+    })
+    .await;
+    out.into_iter().flatten().collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{Level, LogRecord, Source};
+    use std::time::Duration;
+
+    fn config(dir: &std::path::Path, env: &[(&str, String)]) -> Config {
+        let mut vars: Vec<(String, String)> = vec![
+            ("TANDEM_SPOOL_DIR".into(), dir.join("spool").display().to_string()),
+            ("TANDEM_FILE_PATH".into(), dir.join("out.ndjson").display().to_string()),
+        ];
+        vars.extend(env.iter().map(|(k, v)| ((*k).to_owned(), v.clone())));
+        let (c, problems) = Config::load_with(
+            |k| vars.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone()),
+            |_| Err(std::io::Error::from(std::io::ErrorKind::NotFound)),
+        );
+        assert!(problems.is_empty(), "{problems:?}");
+        c
+    }
+
+    fn log(n: usize) -> Item {
+        Item::Log(LogRecord {
+            time_ms: 1_700_000_000_000,
+            observed_ms: 1_700_000_000_000,
+            source: Source::Function,
+            level: Level::Info,
+            request_id: None,
+            message: format!("line {n}"),
+            attributes: serde_json::Map::new(),
+            trace_id: None,
+        })
+    }
+
+    fn tempdir() -> std::path::PathBuf {
+        std::env::temp_dir().join(format!("tandem-delivery-{}-{}", std::process::id(), fastrand::u64(..)))
+    }
+
+    #[tokio::test]
+    async fn routes_by_sink_and_drains_the_file_sink() {
+        let dir = tempdir();
+        let c = config(&dir, &[("TANDEM_SINKS", "stdout,file".into())]);
+        let (d, problems) = Delivery::new(&c, Arc::default());
+        assert!(problems.is_empty());
+        d.push((0..5).map(log).collect(), now_ms());
+        let by_sink = d.pending_by_sink();
+        assert_eq!(by_sink, vec![(SinkKind::Stdout, 0), (SinkKind::File, 5)], "stdout takes no log records");
+        let out = d.flush(FlushKind::Blocking, Instant::now() + Duration::from_secs(5)).await;
+        assert!(out.iter().all(|(_, o)| *o == LaneOutcome::Drained), "{out:?}");
+        let text = std::fs::read_to_string(dir.join("out.ndjson")).unwrap();
+        assert_eq!(text.lines().count(), 5);
+        assert_eq!(d.pending().records, 0);
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[tokio::test]
+    async fn background_flushes_hold_young_partial_batches() {
+        let dir = tempdir();
+        let c = config(&dir, &[("TANDEM_SINKS", "file".into()), ("TANDEM_BATCH_MAX_AGE_MS", "60000".into())]);
+        let (d, _) = Delivery::new(&c, Arc::default());
+        d.push(vec![log(0)], now_ms());
+        d.flush(FlushKind::Background, Instant::now() + Duration::from_secs(5)).await;
+        assert_eq!(d.pending().records, 1, "younger than max age: held");
+        d.flush(FlushKind::Blocking, Instant::now() + Duration::from_secs(5)).await;
+        assert_eq!(d.pending().records, 0);
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[tokio::test]
+    async fn a_failing_sink_keeps_its_records_on_disk() {
+        let dir = tempdir();
+        let c = config(
+            &dir,
+            &[
+                ("TANDEM_SINKS", "http".into()),
+                ("TANDEM_HTTP_URL", "http://127.0.0.1:1/in".into()),
+                ("TANDEM_RETRY_MAX_ATTEMPTS", "2".into()),
+                ("TANDEM_RETRY_BASE_MS", "1".into()),
+            ],
+        );
+        let (d, _) = Delivery::new(&c, Arc::default());
+        d.push((0..3).map(log).collect(), now_ms());
+        let out = d.flush(FlushKind::Blocking, Instant::now() + Duration::from_secs(5)).await;
+        assert!(matches!(out[0].1, LaneOutcome::Failed(_)), "{out:?}");
+        assert_eq!(d.pending().records, 3);
+        let spooled = std::fs::read_dir(dir.join("spool/http")).unwrap().count();
+        assert_eq!(spooled, 1, "memory persisted after the failure");
+        assert!(d.health().snapshot(0, &d.lane_views(), 0).retried >= 1);
+        let _ = std::fs::remove_dir_all(dir);
+    }
+}

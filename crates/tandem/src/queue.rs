@@ -1,0 +1,609 @@
+//! queue: one sink's records waiting for delivery, in order, in memory and then on disk.
+//!
+//! Owns the delivery order of one sink (FIFO) and the rule that a record leaves only
+//! when the sink took it: [`Queue::batch`] copies the front, [`Queue::commit`] removes
+//! it once the sink accepted (or permanently rejected) it; on failure the records stay
+//! where they are. Items are shared across the sinks' queues (`Arc`), so a record sent
+//! to four sinks is held once in memory.
+//!
+//! Memory is bounded ([`BufferConfig`], per queue). Beyond the bound, and as long as
+//! anything waits on disk (to keep the order), new records go to the sink's
+//! [`Spool`]; they are read back a segment at a time when the front needs them. When
+//! the sink is failing, [`Queue::persist`] writes what memory holds to the spool too,
+//! so that a frozen or killed extension loses nothing. The spool is opened lazily (its
+//! first use, or the first look at what is pending) so that start-up never scans a
+//! directory; a new process finds the segments of the previous one there and delivers
+//! them first.
+//!
+//! Never does network I/O and never blocks on anything but the local file system. A
+//! spool I/O error turns the spool off (memory only, told once); when memory is full
+//! and there is no spool, the newest record is dropped (`buffer_full`). Every drop is
+//! counted by reason.
+
+use crate::config::BufferConfig;
+use crate::diag;
+use crate::flush::Pending;
+use crate::model::Item;
+use crate::spool::Spool;
+use std::collections::{HashMap, VecDeque};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Instant;
+
+/// One queued record.
+#[derive(Debug, Clone)]
+pub struct Entry {
+    pub item: Arc<Item>,
+    /// [`Item::approx_size`].
+    pub size: u64,
+    /// When it entered memory (ms since the epoch); 0 when read back from the spool.
+    pub at_ms: u64,
+    /// Sink-specific progress kept across attempts (the OTLP sink: signals accepted).
+    pub progress: u8,
+    /// A request carrying it was permanently rejected.
+    pub rejected: bool,
+    /// The spool segment holding a copy of it.
+    seg: Option<u64>,
+}
+
+impl Entry {
+    pub fn new(item: Arc<Item>, at_ms: u64) -> Entry {
+        let size = item.approx_size() as u64;
+        Entry { item, size, at_ms, progress: 0, rejected: false, seg: None }
+    }
+}
+
+/// Counters of one queue, totals since start.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct QueueStats {
+    /// Records written to the spool.
+    pub spooled: u64,
+    /// Records accepted by the sink.
+    pub delivered: u64,
+    /// Records the sink rejected permanently.
+    pub rejected: u64,
+    pub dropped_buffer_full: u64,
+    pub dropped_spool_full: u64,
+    /// Spooled lines that could not be read back.
+    pub dropped_spool_corrupt: u64,
+}
+
+/// A front batch: copies of the first entries.
+#[derive(Debug, Default)]
+pub struct Batch {
+    pub entries: Vec<Entry>,
+    /// More records wait behind it, or it reached a limit.
+    pub full: bool,
+}
+
+#[derive(Debug)]
+enum Disk {
+    /// Not opened yet: `(dir, max_bytes, segment_bytes)`.
+    Closed(PathBuf, u64, u64),
+    Open(Spool),
+    Off,
+}
+
+/// One sink's queue. See the module documentation.
+#[derive(Debug)]
+pub struct Queue {
+    name: &'static str,
+    limits: BufferConfig,
+    mem: VecDeque<Entry>,
+    mem_bytes: u64,
+    disk: Disk,
+    /// Spool segments loaded in memory: `(entries still there, entries loaded)`.
+    backed: HashMap<u64, (u64, u64)>,
+    stats: QueueStats,
+}
+
+/// The spool of a queue: its directory and bounds.
+#[derive(Debug, Clone)]
+pub struct SpoolSettings {
+    pub dir: PathBuf,
+    pub max_bytes: u64,
+    pub segment_bytes: u64,
+}
+
+impl Queue {
+    /// A queue named after its sink; `spool: None` keeps it in memory only.
+    pub fn new(name: &'static str, limits: BufferConfig, spool: Option<SpoolSettings>) -> Queue {
+        let disk = match spool {
+            Some(s) if s.max_bytes > 0 => Disk::Closed(s.dir, s.max_bytes, s.segment_bytes),
+            _ => Disk::Off,
+        };
+        Queue {
+            name,
+            limits,
+            mem: VecDeque::new(),
+            mem_bytes: 0,
+            disk,
+            backed: HashMap::new(),
+            stats: QueueStats::default(),
+        }
+    }
+
+    pub fn stats(&self) -> QueueStats {
+        self.stats
+    }
+
+    /// Bytes in the spool directory.
+    pub fn spool_bytes(&self) -> u64 {
+        match &self.disk {
+            Disk::Open(s) => s.bytes(),
+            _ => 0,
+        }
+    }
+
+    /// Records held in memory.
+    pub fn in_memory(&self) -> usize {
+        self.mem.len()
+    }
+
+    /// Whether every record held in memory has a copy in the spool.
+    pub fn all_on_disk(&self) -> bool {
+        self.mem.iter().all(|e| e.seg.is_some())
+    }
+
+    /// The spool, opened (and the previous process's segments found) at first use.
+    fn spool(&mut self) -> Option<&mut Spool> {
+        if let Disk::Closed(dir, max, seg) = &self.disk {
+            self.disk = match Spool::open(dir.clone(), *max, *seg) {
+                Ok(s) => {
+                    if s.has_unloaded() {
+                        diag::info(format_args!(
+                            "{}: found {} bytes of undelivered records in {} from a previous run; delivering them first",
+                            self.name,
+                            s.bytes(),
+                            s.dir().display()
+                        ));
+                    }
+                    Disk::Open(s)
+                }
+                Err(e) => {
+                    diag::warn(format_args!(
+                        "{}: cannot use the spool directory {}: {e}; keeping records in memory only",
+                        self.name,
+                        dir.display()
+                    ));
+                    Disk::Off
+                }
+            };
+        }
+        match &mut self.disk {
+            Disk::Open(s) => Some(s),
+            _ => None,
+        }
+    }
+
+    fn spool_failed(&mut self, what: &str, e: std::io::Error) {
+        let dir = match &self.disk {
+            Disk::Open(s) => s.dir().display().to_string(),
+            _ => String::new(),
+        };
+        diag::warn(format_args!(
+            "{}: spool {what} failed in {dir}: {e}; keeping records in memory only from now on",
+            self.name
+        ));
+        self.disk = Disk::Off;
+        // Whatever was on disk cannot be read any more: entries keep their memory copy.
+        self.backed.clear();
+        for e in &mut self.mem {
+            e.seg = None;
+        }
+    }
+
+    fn fits(&self, size: u64) -> bool {
+        self.mem.is_empty()
+            || (self.mem.len() < self.limits.max_records && self.mem_bytes + size <= self.limits.max_bytes)
+    }
+
+    fn push_mem(&mut self, entry: Entry) {
+        self.mem_bytes += entry.size;
+        self.mem.push_back(entry);
+    }
+
+    /// Takes a record in: memory while it has room and nothing waits on disk, else the
+    /// spool; dropped (and counted) only when neither can hold it.
+    pub fn push(&mut self, item: Arc<Item>, now_ms: u64) {
+        let entry = Entry::new(item, now_ms);
+        let disk_waiting = self.spool().is_some_and(|s| s.has_unloaded());
+        if !disk_waiting && self.fits(entry.size) {
+            self.push_mem(entry);
+            return;
+        }
+        let appended = match self.spool() {
+            Some(spool) => spool.append(&entry.item),
+            None => {
+                if self.fits(entry.size) {
+                    self.push_mem(entry);
+                } else {
+                    self.stats.dropped_buffer_full += 1;
+                }
+                return;
+            }
+        };
+        match appended {
+            Ok(a) => {
+                self.stats.dropped_spool_full += a.dropped_records;
+                if a.written {
+                    self.stats.spooled += 1;
+                } else {
+                    self.stats.dropped_spool_full += 1;
+                }
+                if a.dropped_records > 0 || !a.written {
+                    diag::once(
+                        crate::config::LogLevel::Warn,
+                        &format!("{}-spool-full", self.name),
+                        format_args!(
+                            "{}: the spool is full; dropping the oldest records (counted as spool_full)",
+                            self.name
+                        ),
+                    );
+                }
+            }
+            Err(e) => {
+                self.spool_failed("write", e);
+                if self.fits(entry.size) {
+                    self.push_mem(entry);
+                } else {
+                    self.stats.dropped_buffer_full += 1;
+                }
+            }
+        }
+    }
+
+    /// What waits, in memory and on disk.
+    pub fn pending(&mut self) -> Pending {
+        let (disk_records, disk_bytes) = self.spool().map_or((0, 0), |s| s.unloaded());
+        Pending {
+            records: self.mem.len() + disk_records as usize,
+            bytes: (self.mem_bytes + disk_bytes) as usize,
+            oldest_ms: self.mem.front().map(|e| e.at_ms).filter(|t| *t > 0),
+        }
+    }
+
+    /// Reads spooled segments back into memory until the front holds a full batch.
+    fn refill(&mut self, max_records: usize, max_bytes: u64) {
+        while self.mem.len() < max_records && self.mem_bytes < max_bytes {
+            let loaded = match self.spool() {
+                Some(spool) => spool.load_front(),
+                None => return,
+            };
+            match loaded {
+                Ok(Some(loaded)) => {
+                    self.stats.dropped_spool_corrupt += loaded.corrupt;
+                    let n = loaded.items.len() as u64;
+                    if n == 0 {
+                        self.remove_segment(loaded.id);
+                        continue;
+                    }
+                    self.backed.insert(loaded.id, (n, n));
+                    for item in loaded.items {
+                        let mut entry = Entry::new(Arc::new(item), 0);
+                        entry.seg = Some(loaded.id);
+                        self.push_mem(entry);
+                    }
+                }
+                Ok(None) => return,
+                Err(e) => {
+                    self.spool_failed("read", e);
+                    return;
+                }
+            }
+        }
+    }
+
+    fn remove_segment(&mut self, id: u64) {
+        let removed = match self.spool() {
+            Some(spool) => spool.remove(id),
+            None => return,
+        };
+        if let Err(e) = removed {
+            self.spool_failed("delete", e);
+        }
+    }
+
+    /// Copies of the first records, up to `max_records` and about `max_bytes` (at least
+    /// one record), reading the spool back when memory runs short.
+    pub fn batch(&mut self, max_records: usize, max_bytes: u64) -> Batch {
+        let max_records = max_records.max(1);
+        self.refill(max_records, max_bytes);
+        let mut entries = Vec::new();
+        let mut bytes = 0;
+        let mut full = false;
+        for e in &self.mem {
+            if entries.len() >= max_records || (!entries.is_empty() && bytes + e.size > max_bytes) {
+                full = true;
+                break;
+            }
+            bytes += e.size;
+            entries.push(e.clone());
+        }
+        if !full {
+            full = entries.len() >= max_records || bytes >= max_bytes || self.spool().is_some_and(|s| s.has_unloaded());
+        }
+        Batch { entries, full }
+    }
+
+    /// Removes `batch` (the front, as returned by [`Queue::batch`]) after the sink
+    /// accepted it; entries marked `rejected` count as rejected, the others as
+    /// delivered. Returns `(delivered, rejected)`.
+    pub fn commit(&mut self, batch: &[Entry]) -> (u64, u64) {
+        let (mut delivered, mut rejected) = (0, 0);
+        for b in batch {
+            let same = self.mem.front().is_some_and(|f| Arc::ptr_eq(&f.item, &b.item));
+            if !same {
+                // Never happens while flushes of a sink are serialized; stop rather than
+                // drop records that were not sent.
+                break;
+            }
+            let Some(e) = self.mem.pop_front() else { break };
+            self.mem_bytes -= e.size;
+            if b.rejected {
+                rejected += 1;
+            } else {
+                delivered += 1;
+            }
+            if let Some(seg) = e.seg {
+                self.release(seg);
+            }
+        }
+        self.stats.delivered += delivered;
+        self.stats.rejected += rejected;
+        (delivered, rejected)
+    }
+
+    fn release(&mut self, seg: u64) {
+        let left = match self.backed.get_mut(&seg) {
+            Some((left, _)) => {
+                *left = left.saturating_sub(1);
+                *left
+            }
+            None => return,
+        };
+        if left == 0 {
+            self.backed.remove(&seg);
+            self.remove_segment(seg);
+        }
+    }
+
+    /// Keeps the progress a failed attempt made on `batch` (signals already accepted).
+    pub fn keep_progress(&mut self, batch: &[Entry]) {
+        for (e, b) in self.mem.iter_mut().zip(batch) {
+            if Arc::ptr_eq(&e.item, &b.item) {
+                e.progress = b.progress;
+                e.rejected = b.rejected;
+            }
+        }
+    }
+
+    /// Writes what memory holds to the spool, in front of everything on disk, so that
+    /// it survives the process; only when the spool does not hold exactly that already
+    /// (records only in memory, or a segment partly delivered, which would be
+    /// delivered twice). Returns whether it wrote.
+    pub fn persist(&mut self) -> bool {
+        let partial = self.backed.values().any(|(left, loaded)| left < loaded);
+        if !partial && self.mem.iter().all(|e| e.seg.is_some()) {
+            return false;
+        }
+        let items: Vec<Arc<Item>> = self.mem.iter().map(|e| e.item.clone()).collect();
+        let written = match self.spool() {
+            Some(spool) => spool.write_front(items.iter().map(|i| &**i)),
+            None => return false,
+        };
+        match written {
+            Ok(id) => {
+                // The new segment holds every record of the segments loaded so far.
+                let old: Vec<u64> = self.backed.drain().map(|(seg, _)| seg).collect();
+                let n = self.mem.len() as u64;
+                self.backed.insert(id, (n, n));
+                for e in &mut self.mem {
+                    if e.seg.is_none() {
+                        self.stats.spooled += 1;
+                    }
+                    e.seg = Some(id);
+                }
+                for seg in old {
+                    self.remove_segment(seg);
+                }
+                true
+            }
+            Err(e) => {
+                self.spool_failed("write", e);
+                false
+            }
+        }
+    }
+
+    /// Empties the queue for a last resort: every record in memory and as many spooled
+    /// ones as can be read before `deadline`, whose files are then deleted. Returns the
+    /// records and an estimate of those left on disk.
+    pub fn drain_all(&mut self, deadline: Instant) -> (Vec<Arc<Item>>, u64) {
+        while Instant::now() < deadline && self.spool().is_some_and(|s| s.has_unloaded()) {
+            let before = self.mem.len();
+            self.refill(usize::MAX, u64::MAX);
+            if self.mem.len() == before {
+                break;
+            }
+        }
+        let items: Vec<Arc<Item>> = self.mem.drain(..).map(|e| e.item).collect();
+        self.mem_bytes = 0;
+        let segs: Vec<u64> = self.backed.drain().map(|(s, _)| s).collect();
+        for seg in segs {
+            self.remove_segment(seg);
+        }
+        let left = self.spool().map_or(0, |s| s.unloaded().0);
+        (items, left)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{Level, LogRecord, Source};
+
+    fn log(n: usize) -> Arc<Item> {
+        Arc::new(Item::Log(LogRecord {
+            time_ms: 1_700_000_000_000,
+            observed_ms: 1_700_000_000_000,
+            source: Source::Function,
+            level: Level::Info,
+            request_id: None,
+            message: format!("line {n}"),
+            attributes: serde_json::Map::new(),
+            trace_id: None,
+        }))
+    }
+
+    fn msg(e: &Entry) -> String {
+        match &*e.item {
+            Item::Log(l) => l.message.clone(),
+            _ => String::new(),
+        }
+    }
+
+    fn tempdir(name: &str) -> PathBuf {
+        std::env::temp_dir().join(format!("tandem-queue-{name}-{}-{}", std::process::id(), fastrand::u64(..)))
+    }
+
+    fn spool(dir: &std::path::Path) -> Option<SpoolSettings> {
+        Some(SpoolSettings { dir: dir.to_path_buf(), max_bytes: 1 << 20, segment_bytes: 512 })
+    }
+
+    fn drain_in_order(q: &mut Queue) -> Vec<String> {
+        let mut out = Vec::new();
+        loop {
+            let b = q.batch(3, 1 << 20);
+            if b.entries.is_empty() {
+                return out;
+            }
+            out.extend(b.entries.iter().map(msg));
+            q.commit(&b.entries);
+        }
+    }
+
+    #[test]
+    fn memory_then_spool_in_fifo_order() {
+        let dir = tempdir("fifo");
+        let limits = BufferConfig { max_records: 4, max_bytes: 1 << 20 };
+        let mut q = Queue::new("file", limits, spool(&dir));
+        for n in 0..20 {
+            q.push(log(n), 1);
+        }
+        assert_eq!(q.in_memory(), 4);
+        assert_eq!(q.stats().spooled, 16);
+        assert_eq!(q.pending().records, 20);
+        // Memory frees up: new records still queue behind the spooled ones.
+        let b = q.batch(2, 1 << 20);
+        q.commit(&b.entries);
+        q.push(log(20), 1);
+        let mut got = vec!["line 0".to_owned(), "line 1".to_owned()];
+        got.extend(drain_in_order(&mut q));
+        assert_eq!(got, (0..=20).map(|n| format!("line {n}")).collect::<Vec<_>>());
+        assert_eq!(q.stats().delivered, 21);
+        assert_eq!(q.spool_bytes(), 0, "delivered segments are deleted");
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn a_failed_batch_stays_and_is_sent_again() {
+        let mut q = Queue::new("http", BufferConfig { max_records: 100, max_bytes: 1 << 20 }, None);
+        for n in 0..5 {
+            q.push(log(n), 1);
+        }
+        let mut b = q.batch(3, 1 << 20);
+        assert!(b.full);
+        b.entries[0].progress = 1;
+        q.keep_progress(&b.entries);
+        let again = q.batch(3, 1 << 20);
+        assert_eq!(again.entries.iter().map(msg).collect::<Vec<_>>(), ["line 0", "line 1", "line 2"]);
+        assert_eq!(again.entries[0].progress, 1);
+        let mut again = again;
+        again.entries[1].rejected = true;
+        assert_eq!(q.commit(&again.entries), (2, 1));
+        let rest = q.batch(3, 1 << 20);
+        assert!(!rest.full);
+        assert_eq!(rest.entries.len(), 2);
+    }
+
+    #[test]
+    fn without_a_spool_memory_is_bounded_and_the_newest_is_dropped() {
+        let mut q = Queue::new("http", BufferConfig { max_records: 3, max_bytes: 1 << 20 }, None);
+        for n in 0..5 {
+            q.push(log(n), 1);
+        }
+        assert_eq!(q.in_memory(), 3);
+        assert_eq!(q.stats().dropped_buffer_full, 2);
+        assert_eq!(drain_in_order(&mut q), ["line 0", "line 1", "line 2"]);
+    }
+
+    #[test]
+    fn persisted_memory_survives_a_new_process_and_comes_first() {
+        let dir = tempdir("persist");
+        let limits = BufferConfig { max_records: 3, max_bytes: 1 << 20 };
+        {
+            let mut q = Queue::new("http", limits, spool(&dir));
+            for n in 0..6 {
+                q.push(log(n), 1);
+            }
+            // The sink failed: memory goes to disk too.
+            assert!(q.persist());
+            assert!(!q.persist(), "nothing new to write");
+            assert_eq!(q.stats().spooled, 6);
+            // The process is killed here.
+        }
+        let mut q = Queue::new("http", limits, spool(&dir));
+        q.push(log(6), 1);
+        assert!(q.pending().records >= 2, "estimated from the segment sizes until read");
+        assert_eq!(drain_in_order(&mut q), (0..7).map(|n| format!("line {n}")).collect::<Vec<_>>());
+        assert_eq!(q.spool_bytes(), 0);
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn persist_after_partial_delivery_of_a_loaded_segment_keeps_only_the_rest() {
+        let dir = tempdir("partial");
+        let limits = BufferConfig { max_records: 2, max_bytes: 1 << 20 };
+        {
+            let mut q = Queue::new("otlp", limits, spool(&dir));
+            for n in 0..8 {
+                q.push(log(n), 1);
+            }
+            let b = q.batch(3, 1 << 20);
+            q.commit(&b.entries);
+            q.persist();
+        }
+        let mut q = Queue::new("otlp", limits, spool(&dir));
+        assert_eq!(drain_in_order(&mut q), (3..8).map(|n| format!("line {n}")).collect::<Vec<_>>());
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn an_unusable_spool_degrades_to_memory() {
+        let limits = BufferConfig { max_records: 2, max_bytes: 1 << 20 };
+        let bad = SpoolSettings { dir: "/proc/tandem-no-spool".into(), max_bytes: 1 << 20, segment_bytes: 1024 };
+        let mut q = Queue::new("file", limits, Some(bad));
+        for n in 0..4 {
+            q.push(log(n), 1);
+        }
+        assert_eq!(q.in_memory(), 2);
+        assert_eq!(q.stats().dropped_buffer_full, 2);
+        assert!(!q.persist());
+    }
+
+    #[test]
+    fn drain_all_returns_memory_and_disk() {
+        let dir = tempdir("drain");
+        let mut q = Queue::new("http", BufferConfig { max_records: 2, max_bytes: 1 << 20 }, spool(&dir));
+        for n in 0..5 {
+            q.push(log(n), 1);
+        }
+        let (items, left) = q.drain_all(Instant::now() + std::time::Duration::from_secs(5));
+        assert_eq!(items.len(), 5);
+        assert_eq!(left, 0);
+        assert_eq!(q.pending().records, 0);
+        assert_eq!(q.spool_bytes(), 0);
+        let _ = std::fs::remove_dir_all(dir);
+    }
+}

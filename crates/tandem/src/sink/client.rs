@@ -1,0 +1,288 @@
+//! sink::client: the HTTP transport of the `http` and `otlp` sinks. One keep-alive
+//! HTTP/1.1 connection per destination (hyper's client connection, no pool), plain TCP
+//! or TLS.
+//!
+//! Owns URL parsing into a destination ([`Endpoint`]), connecting, TLS (rustls with the
+//! ring provider and the webpki roots, built at the first `https` connection, never at
+//! start; only with the `tls` feature), and reading the answer. It never retries a
+//! request that may have been sent (the caller decides, with its backoff); it only
+//! replaces a connection found closed before a request was written to it. A request
+//! cancelled half-way (its future dropped at a deadline) takes its connection with it,
+//! since nobody knows what state that connection is in.
+
+use bytes::Bytes;
+use http::{HeaderMap, HeaderValue, Request, StatusCode, Uri};
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::client::conn::http1::{self, SendRequest};
+use hyper_util::rt::TokioIo;
+use std::time::Duration;
+use tokio::net::TcpStream;
+
+/// Answers are read up to this size (to keep the connection reusable); the rest is
+/// left unread and the connection dropped.
+const MAX_ANSWER_BYTES: usize = 64 * 1024;
+
+/// Where requests go: a parsed `http://` or `https://` URL.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Endpoint {
+    pub https: bool,
+    pub host: String,
+    pub port: u16,
+    /// `Host` header value.
+    pub authority: String,
+    /// Path and query, `/` at least.
+    pub path: String,
+}
+
+impl Endpoint {
+    /// Parses an absolute http(s) URL. Userinfo is refused (credentials belong in
+    /// headers), and so is `https` when the binary was built without TLS.
+    pub fn parse(url: &str) -> Result<Endpoint, String> {
+        let uri: Uri = url.trim().parse().map_err(|e| format!("is not a valid URL ({e})"))?;
+        let https = match uri.scheme_str() {
+            Some("http") => false,
+            Some("https") => true,
+            _ => return Err("is not an http:// or https:// URL".into()),
+        };
+        if https && !cfg!(feature = "tls") {
+            return Err("is https, but this build of tandem has no TLS support (feature `tls`)".into());
+        }
+        let authority = uri.authority().ok_or("has no host")?;
+        if authority.as_str().contains('@') {
+            return Err("carries credentials in the URL; put them in a header instead".into());
+        }
+        let host = authority.host().trim_start_matches('[').trim_end_matches(']').to_owned();
+        if host.is_empty() {
+            return Err("has no host".into());
+        }
+        let port = authority.port_u16().unwrap_or(if https { 443 } else { 80 });
+        let path = uri.path_and_query().map_or("/".to_owned(), |p| p.as_str().to_owned());
+        let path = if path.is_empty() { "/".to_owned() } else { path };
+        Ok(Endpoint { https, host, port, authority: authority.as_str().to_owned(), path })
+    }
+
+    /// Whether two endpoints can share a connection.
+    pub fn same_origin(&self, other: &Endpoint) -> bool {
+        self.https == other.https && self.host == other.host && self.port == other.port
+    }
+}
+
+/// An answer: its status, `Retry-After` in seconds when given, and (the start of) its body.
+#[derive(Debug)]
+pub struct Answer {
+    pub status: StatusCode,
+    pub retry_after: Option<Duration>,
+    pub body: Bytes,
+}
+
+/// One destination's connection.
+pub struct Client {
+    https: bool,
+    host: String,
+    port: u16,
+    sender: Option<SendRequest<Full<Bytes>>>,
+}
+
+impl Client {
+    pub fn new(endpoint: &Endpoint) -> Client {
+        Client { https: endpoint.https, host: endpoint.host.clone(), port: endpoint.port, sender: None }
+    }
+
+    /// Sends `req` and reads the answer. An error means no answer was read: the request
+    /// may or may not have reached the server.
+    pub async fn send(&mut self, req: Request<Full<Bytes>>) -> Result<Answer, String> {
+        // Taken out for the request's duration: cancelled, it is dropped with it.
+        let mut req = req;
+        let mut fresh = false;
+        let mut sender = match self.sender.take() {
+            Some(s) if !s.is_closed() => s,
+            _ => {
+                fresh = true;
+                self.connect().await?
+            }
+        };
+        let resp = loop {
+            if sender.ready().await.is_err() {
+                if fresh {
+                    return Err(format!("the connection to {}:{} closed at once", self.host, self.port));
+                }
+                fresh = true;
+                sender = self.connect().await?;
+                continue;
+            }
+            match sender.try_send_request(req).await {
+                Ok(r) => break r,
+                Err(mut e) => match e.take_message() {
+                    // Closed before the request was written: safe to send it on a new one.
+                    Some(back) if !fresh => {
+                        req = back;
+                        fresh = true;
+                        sender = self.connect().await?;
+                    }
+                    _ => return Err(format!("request to {}:{} failed: {}", self.host, self.port, e.error())),
+                },
+            }
+        };
+        let (parts, body) = resp.into_parts();
+        let retry_after = parts
+            .headers
+            .get(http::header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .map(Duration::from_secs);
+        match Limited::new(body, MAX_ANSWER_BYTES).collect().await {
+            Ok(b) => {
+                self.sender = Some(sender);
+                Ok(Answer { status: parts.status, retry_after, body: b.to_bytes() })
+            }
+            // The status was read: that is the answer. The connection is not reused.
+            Err(_) => Ok(Answer { status: parts.status, retry_after, body: Bytes::new() }),
+        }
+    }
+
+    async fn connect(&self) -> Result<SendRequest<Full<Bytes>>, String> {
+        let tcp = TcpStream::connect((self.host.as_str(), self.port))
+            .await
+            .map_err(|e| format!("cannot connect to {}:{}: {e}", self.host, self.port))?;
+        let _ = tcp.set_nodelay(true);
+        if self.https {
+            return tls::handshake(&self.host, tcp).await;
+        }
+        let (sender, conn) = http1::handshake(TokioIo::new(tcp))
+            .await
+            .map_err(|e| format!("HTTP handshake with {}:{} failed: {e}", self.host, self.port))?;
+        tokio::spawn(async move {
+            let _ = conn.await;
+        });
+        Ok(sender)
+    }
+}
+
+/// Builds a POST of `body` to `endpoint` with the given headers (set after the
+/// defaults, so they may override `Content-Type`).
+pub fn post(
+    endpoint: &Endpoint,
+    content_type: &'static str,
+    gzip: bool,
+    headers: &HeaderMap,
+    body: Bytes,
+) -> Result<Request<Full<Bytes>>, String> {
+    let mut req = Request::post(endpoint.path.as_str())
+        .header(http::header::HOST, endpoint.authority.as_str())
+        .header(http::header::CONTENT_TYPE, content_type)
+        .header(http::header::USER_AGENT, concat!("tandem/", env!("CARGO_PKG_VERSION")))
+        .body(Full::new(body))
+        .map_err(|e| format!("cannot build the request: {e}"))?;
+    if gzip {
+        req.headers_mut().insert(http::header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+    }
+    for (k, v) in headers {
+        req.headers_mut().insert(k.clone(), v.clone());
+    }
+    Ok(req)
+}
+
+/// Configured `(name, value)` pairs as a header map; the config checked them already,
+/// so a pair that still does not fit is skipped.
+pub fn header_map(pairs: &[(String, String)]) -> HeaderMap {
+    let mut map = HeaderMap::new();
+    for (k, v) in pairs {
+        if let (Ok(name), Ok(value)) = (http::HeaderName::try_from(k.as_str()), HeaderValue::try_from(v.as_str())) {
+            map.insert(name, value);
+        }
+    }
+    map
+}
+
+#[cfg(feature = "tls")]
+mod tls {
+    use super::*;
+    use std::sync::{Arc, OnceLock};
+    use tokio_rustls::rustls::pki_types::ServerName;
+    use tokio_rustls::rustls::{ClientConfig, RootCertStore};
+    use tokio_rustls::TlsConnector;
+
+    /// Built at the first https connection: the roots are compiled in (no certificate
+    /// directory scan), the provider is ring.
+    static CONFIG: OnceLock<Result<Arc<ClientConfig>, String>> = OnceLock::new();
+
+    fn config() -> Result<Arc<ClientConfig>, String> {
+        CONFIG
+            .get_or_init(|| {
+                let roots = RootCertStore { roots: webpki_roots::TLS_SERVER_ROOTS.to_vec() };
+                let provider = Arc::new(tokio_rustls::rustls::crypto::ring::default_provider());
+                let mut cfg = ClientConfig::builder_with_provider(provider)
+                    .with_safe_default_protocol_versions()
+                    .map_err(|e| format!("cannot set up TLS: {e}"))?
+                    .with_root_certificates(roots)
+                    .with_no_client_auth();
+                cfg.alpn_protocols = vec![b"http/1.1".to_vec()];
+                Ok(Arc::new(cfg))
+            })
+            .clone()
+    }
+
+    pub async fn handshake(host: &str, tcp: TcpStream) -> Result<SendRequest<Full<Bytes>>, String> {
+        let name =
+            ServerName::try_from(host.to_owned()).map_err(|e| format!("{host:?} is not a TLS server name: {e}"))?;
+        let stream = TlsConnector::from(config()?)
+            .connect(name, tcp)
+            .await
+            .map_err(|e| format!("TLS handshake with {host} failed: {e}"))?;
+        let (sender, conn) = http1::handshake(TokioIo::new(stream))
+            .await
+            .map_err(|e| format!("HTTP handshake with {host} failed: {e}"))?;
+        tokio::spawn(async move {
+            let _ = conn.await;
+        });
+        Ok(sender)
+    }
+}
+
+#[cfg(not(feature = "tls"))]
+mod tls {
+    use super::*;
+
+    pub async fn handshake(host: &str, _tcp: TcpStream) -> Result<SendRequest<Full<Bytes>>, String> {
+        Err(format!("cannot connect to {host} with https: this build of tandem has no TLS support"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn endpoints_parse_with_default_ports_and_paths() {
+        let e = Endpoint::parse("http://127.0.0.1:4318/v1/logs").unwrap();
+        assert_eq!((e.https, e.host.as_str(), e.port, e.path.as_str()), (false, "127.0.0.1", 4318, "/v1/logs"));
+        assert_eq!(e.authority, "127.0.0.1:4318");
+        let e = Endpoint::parse("http://collector").unwrap();
+        assert_eq!((e.port, e.path.as_str()), (80, "/"));
+        let e = Endpoint::parse("http://[::1]:9000/in?x=1").unwrap();
+        assert_eq!((e.host.as_str(), e.path.as_str()), ("::1", "/in?x=1"));
+        assert!(Endpoint::parse("ftp://h/x").is_err());
+        assert!(Endpoint::parse("http://user:pw@h/x").unwrap_err().contains("credentials"));
+        assert!(Endpoint::parse("not a url").is_err());
+        let a = Endpoint::parse("http://h:1/a").unwrap();
+        assert!(a.same_origin(&Endpoint::parse("http://h:1/b").unwrap()));
+        assert!(!a.same_origin(&Endpoint::parse("http://h:2/a").unwrap()));
+        if cfg!(feature = "tls") {
+            assert_eq!(Endpoint::parse("https://logs.example.com/in").unwrap().port, 443);
+        } else {
+            assert!(Endpoint::parse("https://logs.example.com/in").is_err());
+        }
+    }
+
+    #[test]
+    fn headers_override_defaults() {
+        let e = Endpoint::parse("http://127.0.0.1:1/p").unwrap();
+        let h = header_map(&[("content-type".into(), "text/plain".into()), ("x-key".into(), "v".into())]);
+        let r = post(&e, "application/x-ndjson", true, &h, Bytes::from_static(b"x")).unwrap();
+        assert_eq!(r.headers()["content-type"], "text/plain");
+        assert_eq!(r.headers()["x-key"], "v");
+        assert_eq!(r.headers()["content-encoding"], "gzip");
+        assert_eq!(r.headers()["host"], "127.0.0.1:1");
+        assert_eq!(r.uri(), "/p");
+    }
+}

@@ -1,0 +1,237 @@
+//! sink::otlp: OTLP/HTTP to a collector: log records to `/v1/logs`, invocation metrics
+//! and the extension's health to `/v1/metrics`, invocation spans to `/v1/traces`
+//! (endpoints from `OTEL_EXPORTER_OTLP_ENDPOINT` or the per-signal variables), protobuf
+//! or JSON (`OTEL_EXPORTER_OTLP_PROTOCOL`), optionally gzipped, with
+//! `OTEL_EXPORTER_OTLP_HEADERS`.
+//!
+//! A batch is up to three requests, one per signal it holds. A record counts as
+//! delivered only when every signal it produces was accepted: each entry remembers the
+//! signals already accepted (its `progress` bits), so a retry re-sends only the
+//! signals that failed, never duplicating an accepted one. A signal rejected for good
+//! marks its records rejected; the other signals still go. One connection per distinct
+//! origin, shared by the signals that use it.
+
+use super::client::{self, Client, Endpoint};
+use super::{judge, Attempt};
+use crate::config::OtlpConfig;
+use crate::encode::ndjson;
+use crate::encode::otlp::{self as enc, Protocol, Resource, Signal};
+use crate::model::Item;
+use crate::queue::Entry;
+use bytes::Bytes;
+use http::HeaderMap;
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+struct Target {
+    signal: Signal,
+    endpoint: Endpoint,
+    headers: HeaderMap,
+    client: usize,
+    what: String,
+}
+
+pub struct OtlpSink {
+    protocol: Protocol,
+    gzip: bool,
+    timeout: Duration,
+    resource: Resource,
+    instance: Arc<OnceLock<String>>,
+    instance_set: bool,
+    targets: Vec<Target>,
+    clients: Vec<Client>,
+}
+
+fn bit(signal: Signal) -> u8 {
+    match signal {
+        Signal::Logs => 1,
+        Signal::Metrics => 2,
+        Signal::Traces => 4,
+    }
+}
+
+/// The signals a record produces.
+fn produces(item: &Item, signal: Signal) -> bool {
+    matches!(
+        (item, signal),
+        (Item::Log(_), Signal::Logs)
+            | (Item::Invocation(_), Signal::Metrics | Signal::Traces)
+            | (Item::Health(_), Signal::Metrics)
+    )
+}
+
+impl OtlpSink {
+    pub fn new(cfg: &OtlpConfig, resource: Resource, instance: Arc<OnceLock<String>>) -> Result<OtlpSink, String> {
+        let mut targets: Vec<Target> = Vec::new();
+        let mut clients: Vec<Client> = Vec::new();
+        for signal in Signal::ALL {
+            let c = cfg.signal(signal);
+            let endpoint = Endpoint::parse(&c.endpoint).map_err(|e| {
+                format!("the OTLP {} endpoint {:?} {e}", signal.as_str(), crate::config::redact_url(&c.endpoint))
+            })?;
+            let client = match targets.iter().find(|t| t.endpoint.same_origin(&endpoint)) {
+                Some(t) => t.client,
+                None => {
+                    clients.push(Client::new(&endpoint));
+                    clients.len() - 1
+                }
+            };
+            targets.push(Target {
+                signal,
+                what: format!("POST {}", crate::config::redact_url(&c.endpoint)),
+                endpoint,
+                headers: client::header_map(&c.headers),
+                client,
+            });
+        }
+        Ok(OtlpSink {
+            protocol: cfg.protocol,
+            gzip: cfg.gzip,
+            timeout: cfg.timeout,
+            resource,
+            instance,
+            instance_set: false,
+            targets,
+            clients,
+        })
+    }
+
+    pub fn timeout(&self) -> Duration {
+        self.timeout
+    }
+
+    fn body(&self, signal: Signal, batch: &[Entry], pick: &[usize]) -> Vec<u8> {
+        let items = || pick.iter().map(|&i| &*batch[i].item);
+        match signal {
+            Signal::Logs => {
+                let logs = items().filter_map(|i| match i {
+                    Item::Log(l) => Some(l),
+                    _ => None,
+                });
+                self.protocol.encode(&enc::logs_request(&self.resource, logs))
+            }
+            Signal::Metrics => {
+                let invocations = items().filter_map(|i| match i {
+                    Item::Invocation(inv) => Some(&**inv),
+                    _ => None,
+                });
+                let mut req = enc::metrics_request(&self.resource, invocations);
+                let health: Vec<_> = items()
+                    .filter_map(|i| match i {
+                        Item::Health(h) => Some(enc::health_metrics(h)),
+                        _ => None,
+                    })
+                    .flatten()
+                    .collect();
+                if let Some(scope) = req.resource_metrics.first_mut().and_then(|r| r.scope_metrics.first_mut()) {
+                    scope.metrics.extend(health);
+                }
+                self.protocol.encode(&req)
+            }
+            Signal::Traces => {
+                let invocations = items().filter_map(|i| match i {
+                    Item::Invocation(inv) => Some(&**inv),
+                    _ => None,
+                });
+                self.protocol.encode(&enc::traces_request(&self.resource, invocations))
+            }
+        }
+    }
+
+    pub async fn attempt(&mut self, batch: &mut [Entry]) -> Attempt {
+        if !self.instance_set {
+            if let Some(id) = self.instance.get() {
+                self.resource.set_instance(id);
+                self.instance_set = true;
+            }
+        }
+        let mut retry: Option<Attempt> = None;
+        for t in 0..self.targets.len() {
+            let signal = self.targets[t].signal;
+            let b = bit(signal);
+            let pick: Vec<usize> =
+                (0..batch.len()).filter(|&i| batch[i].progress & b == 0 && produces(&batch[i].item, signal)).collect();
+            if pick.is_empty() {
+                continue;
+            }
+            let raw = self.body(signal, batch, &pick);
+            let body = if self.gzip {
+                match ndjson::gzip(&raw) {
+                    Ok(z) => Bytes::from(z),
+                    Err(e) => return Attempt::retry(format!("cannot gzip the body: {e}")),
+                }
+            } else {
+                Bytes::from(raw)
+            };
+            let target = &self.targets[t];
+            let outcome =
+                match client::post(&target.endpoint, self.protocol.content_type(), self.gzip, &target.headers, body) {
+                    Err(e) => Attempt::Permanent(e),
+                    Ok(req) => match self.clients[target.client].send(req).await {
+                        Ok(answer) => judge(&target.what, &answer),
+                        Err(e) => Attempt::retry(e),
+                    },
+                };
+            match outcome {
+                Attempt::Ok => pick.iter().for_each(|&i| batch[i].progress |= b),
+                Attempt::Permanent(reason) => {
+                    crate::diag::once(
+                        crate::config::LogLevel::Warn,
+                        &format!("otlp:{}", signal.as_str()),
+                        format_args!(
+                            "otlp sink: {reason}; the {} are dropped and counted (permanent_error), not retried",
+                            signal.as_str()
+                        ),
+                    );
+                    for &i in &pick {
+                        batch[i].progress |= b;
+                        batch[i].rejected = true;
+                    }
+                }
+                r @ Attempt::Retry { .. } => {
+                    retry.get_or_insert(r);
+                }
+            }
+        }
+        retry.unwrap_or(Attempt::Ok)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{HealthSnapshot, Invocation, Level, LogRecord, Source};
+
+    #[test]
+    fn records_produce_their_signals() {
+        let log = Item::Log(LogRecord {
+            time_ms: 1,
+            observed_ms: 1,
+            source: Source::Function,
+            level: Level::Info,
+            request_id: None,
+            message: "m".into(),
+            attributes: serde_json::Map::new(),
+            trace_id: None,
+        });
+        let inv = Item::from(Invocation::default());
+        let health = Item::from(HealthSnapshot::default());
+        assert!(produces(&log, Signal::Logs) && !produces(&log, Signal::Metrics) && !produces(&log, Signal::Traces));
+        assert!(!produces(&inv, Signal::Logs) && produces(&inv, Signal::Metrics) && produces(&inv, Signal::Traces));
+        assert!(produces(&health, Signal::Metrics) && !produces(&health, Signal::Traces));
+    }
+
+    #[tokio::test]
+    async fn an_unreachable_collector_is_a_retry_and_keeps_progress_clear() {
+        let cfg = crate::config::Config::load_with(
+            |k| (k == "OTEL_EXPORTER_OTLP_ENDPOINT").then(|| "http://127.0.0.1:1".to_owned()),
+            |_| Err(std::io::Error::from(std::io::ErrorKind::NotFound)),
+        )
+        .0;
+        let mut sink = OtlpSink::new(&cfg.otlp, cfg.resource.clone(), Arc::default()).unwrap();
+        assert_eq!(sink.clients.len(), 1, "one origin, one connection");
+        let mut batch = vec![Entry::new(Arc::new(Item::from(Invocation::default())), 1)];
+        assert!(matches!(sink.attempt(&mut batch).await, Attempt::Retry { .. }));
+        assert_eq!(batch[0].progress, 0);
+    }
+}

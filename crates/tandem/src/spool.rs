@@ -1,0 +1,457 @@
+//! spool: one sink's overflow on disk, under `/tmp` (which survives across invocations
+//! and across a restart of the extension within the same execution environment).
+//!
+//! Owns the files of one directory: append-only segments named `<20-digit id>.ndjson`,
+//! one [`Item`] per line in its serde form (the model's spool form). Ids order the
+//! segments: the oldest has the lowest id. New data is appended at the back (a new
+//! segment when the open one reaches the segment size); what the queue had in memory
+//! and must keep safe is written as a new segment at the front
+//! ([`Spool::write_front`]). The queue reads a segment back whole
+//! ([`Spool::load_front`]) and removes it once every record in it was delivered.
+//!
+//! Bounded: when an append would pass `max_bytes`, the oldest segment not loaded in
+//! memory is deleted and its records are reported as dropped (`spool_full`).
+//!
+//! Never interprets records beyond (de)serialising them, never decides what goes to
+//! disk (the queue does), and never panics on I/O: every error is returned. A line
+//! that does not parse (the tail of a segment cut by a `kill -9`) is skipped and
+//! counted. Files are written without `fsync`: a killed process loses nothing that
+//! `write` returned for, and a lost machine loses `/tmp` anyway.
+
+use crate::model::Item;
+use std::collections::VecDeque;
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+
+/// Id of the first segment of an empty spool; leaves room for front segments below it.
+const BASE_ID: u64 = 1 << 40;
+const SUFFIX: &str = ".ndjson";
+/// Records assumed per byte for segments found at start and not read yet.
+const ESTIMATED_RECORD_BYTES: u64 = 256;
+
+#[derive(Debug)]
+struct Segment {
+    id: u64,
+    records: u64,
+    bytes: u64,
+    /// Its items are in the queue's memory; the file stays until they are delivered.
+    loaded: bool,
+    /// `records` was counted (false for segments found at start, until read).
+    counted: bool,
+}
+
+/// A segment read back.
+#[derive(Debug)]
+pub struct Loaded {
+    pub id: u64,
+    pub items: Vec<Item>,
+    /// Lines that did not parse (skipped).
+    pub corrupt: u64,
+}
+
+/// The result of [`Spool::append`].
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Appended {
+    /// Whether the item was written.
+    pub written: bool,
+    /// Records of older segments deleted to make room.
+    pub dropped_records: u64,
+}
+
+/// One sink's spool directory. See the module documentation.
+#[derive(Debug)]
+pub struct Spool {
+    dir: PathBuf,
+    max_bytes: u64,
+    segment_bytes: u64,
+    segments: VecDeque<Segment>,
+    /// The open segment (always the last of `segments`) and its file.
+    writer: Option<(u64, File)>,
+    bytes: u64,
+    line: Vec<u8>,
+}
+
+impl Spool {
+    /// Opens `dir` (created at the first write) and takes over the segments a previous
+    /// process left there. `max_bytes` bounds the whole directory, `segment_bytes` one
+    /// segment. Reads only the directory listing, never the segments.
+    pub fn open(dir: PathBuf, max_bytes: u64, segment_bytes: u64) -> io::Result<Spool> {
+        let mut segments = Vec::new();
+        let mut bytes = 0;
+        match fs::read_dir(&dir) {
+            Ok(entries) => {
+                for entry in entries {
+                    let entry = entry?;
+                    let name = entry.file_name();
+                    let Some(id) = name.to_str().and_then(parse_name) else {
+                        continue;
+                    };
+                    let len = entry.metadata()?.len();
+                    if len == 0 {
+                        // An empty leftover: nothing to deliver.
+                        let _ = fs::remove_file(entry.path());
+                        continue;
+                    }
+                    bytes += len;
+                    segments.push(Segment {
+                        id,
+                        records: len.div_ceil(ESTIMATED_RECORD_BYTES),
+                        bytes: len,
+                        loaded: false,
+                        counted: false,
+                    });
+                }
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e),
+        }
+        segments.sort_by_key(|s| s.id);
+        Ok(Spool {
+            dir,
+            max_bytes,
+            segment_bytes: segment_bytes.max(1),
+            segments: segments.into(),
+            writer: None,
+            bytes,
+            line: Vec::new(),
+        })
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Bytes on disk, loaded segments included.
+    pub fn bytes(&self) -> u64 {
+        self.bytes
+    }
+
+    /// Whether segments wait to be read back.
+    pub fn has_unloaded(&self) -> bool {
+        self.segments.iter().any(|s| !s.loaded)
+    }
+
+    /// Records and bytes waiting on disk (not loaded). Records of segments found at
+    /// start are estimated until they are read.
+    pub fn unloaded(&self) -> (u64, u64) {
+        self.segments.iter().filter(|s| !s.loaded).fold((0, 0), |(r, b), s| (r + s.records, b + s.bytes))
+    }
+
+    /// Appends one item at the back. When the spool is full, the oldest segments not
+    /// loaded are deleted first; an item that cannot fit even then is not written.
+    pub fn append(&mut self, item: &Item) -> io::Result<Appended> {
+        self.line.clear();
+        serde_json::to_writer(&mut self.line, item).map_err(io::Error::other)?;
+        self.line.push(b'\n');
+        let len = self.line.len() as u64;
+        let mut out = Appended::default();
+        while self.bytes + len > self.max_bytes {
+            match self.drop_oldest_unloaded()? {
+                Some(records) => out.dropped_records += records,
+                None => return Ok(out),
+            }
+        }
+        let open_full = match (&self.writer, self.segments.back()) {
+            (Some((id, _)), Some(last)) if last.id == *id => last.bytes > 0 && last.bytes + len > self.segment_bytes,
+            _ => true,
+        };
+        if open_full {
+            self.rotate()?;
+        }
+        let Some((id, file)) = self.writer.as_mut() else {
+            return Err(io::Error::other("the spool has no open segment"));
+        };
+        let id = *id;
+        if let Err(e) = file.write_all(&self.line) {
+            // The segment may hold a partial line now (skipped when read); never append
+            // to it again.
+            self.writer = None;
+            return Err(e);
+        }
+        if let Some(seg) = self.segments.iter_mut().rev().find(|s| s.id == id) {
+            seg.records += 1;
+            seg.bytes += len;
+        }
+        self.bytes += len;
+        out.written = true;
+        Ok(out)
+    }
+
+    /// Reads the oldest segment not loaded yet, marks it loaded and returns its items.
+    /// The file stays until [`Spool::remove`].
+    pub fn load_front(&mut self) -> io::Result<Option<Loaded>> {
+        let Some(i) = self.segments.iter().position(|s| !s.loaded) else {
+            return Ok(None);
+        };
+        let id = self.segments[i].id;
+        if self.writer.as_ref().is_some_and(|(w, _)| *w == id) {
+            // Reading the open segment: later appends go to a new one.
+            self.writer = None;
+        }
+        let text = match fs::read(segment_path(&self.dir, id)) {
+            Ok(t) => t,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Vec::new(),
+            Err(e) => return Err(e),
+        };
+        let mut items = Vec::new();
+        let mut corrupt = 0;
+        for line in text.split(|&c| c == b'\n').filter(|l| !l.iter().all(u8::is_ascii_whitespace)) {
+            match serde_json::from_slice::<Item>(line) {
+                Ok(item) => items.push(item),
+                Err(_) => corrupt += 1,
+            }
+        }
+        let real = text.len() as u64;
+        let seg = &mut self.segments[i];
+        self.bytes = self.bytes - seg.bytes + real;
+        seg.bytes = real;
+        seg.records = items.len() as u64;
+        seg.counted = true;
+        seg.loaded = true;
+        Ok(Some(Loaded { id, items, corrupt }))
+    }
+
+    /// Deletes segment `id` (its records were delivered or are held elsewhere).
+    pub fn remove(&mut self, id: u64) -> io::Result<()> {
+        let Some(i) = self.segments.iter().position(|s| s.id == id) else {
+            return Ok(());
+        };
+        if self.writer.as_ref().is_some_and(|(w, _)| *w == id) {
+            self.writer = None;
+        }
+        remove_file(&segment_path(&self.dir, id))?;
+        if let Some(seg) = self.segments.remove(i) {
+            self.bytes -= seg.bytes;
+        }
+        Ok(())
+    }
+
+    /// Writes `items` as a new segment in front of every other one, already loaded (the
+    /// caller holds them in memory), and returns its id. Not bounded by `max_bytes`:
+    /// these are records the queue already holds; later appends make room.
+    pub fn write_front<'a>(&mut self, items: impl IntoIterator<Item = &'a Item>) -> io::Result<u64> {
+        let mut body = Vec::new();
+        let mut records = 0;
+        for item in items {
+            serde_json::to_writer(&mut body, item).map_err(io::Error::other)?;
+            body.push(b'\n');
+            records += 1;
+        }
+        let first = self.segments.front().map_or(BASE_ID, |s| s.id.saturating_sub(1));
+        let (id, mut file) = self.create(first, false)?;
+        let path = segment_path(&self.dir, id);
+        if let Err(e) = file.write_all(&body) {
+            let _ = fs::remove_file(&path);
+            return Err(e);
+        }
+        let bytes = body.len() as u64;
+        self.segments.push_front(Segment { id, records, bytes, loaded: true, counted: true });
+        self.bytes += bytes;
+        Ok(id)
+    }
+
+    /// Deletes the oldest segment that is not loaded; returns its record count, or
+    /// `None` when every segment is loaded.
+    fn drop_oldest_unloaded(&mut self) -> io::Result<Option<u64>> {
+        let Some(i) = self.segments.iter().position(|s| !s.loaded) else {
+            return Ok(None);
+        };
+        let (id, counted, records) = {
+            let s = &self.segments[i];
+            (s.id, s.counted, s.records)
+        };
+        let path = segment_path(&self.dir, id);
+        let records = if counted { records } else { count_lines(&path).unwrap_or(records) };
+        if self.writer.as_ref().is_some_and(|(w, _)| *w == id) {
+            self.writer = None;
+        }
+        remove_file(&path)?;
+        if let Some(seg) = self.segments.remove(i) {
+            self.bytes -= seg.bytes;
+        }
+        Ok(Some(records))
+    }
+
+    fn rotate(&mut self) -> io::Result<()> {
+        self.writer = None;
+        let next = self.segments.back().map_or(BASE_ID, |s| s.id + 1);
+        let (id, file) = self.create(next, true)?;
+        self.segments.push_back(Segment { id, records: 0, bytes: 0, loaded: false, counted: true });
+        self.writer = Some((id, file));
+        Ok(())
+    }
+
+    /// Creates a new segment file at `id`, or the nearest free id in the direction of
+    /// growth (another writer may have taken it).
+    fn create(&self, id: u64, upwards: bool) -> io::Result<(u64, File)> {
+        fs::create_dir_all(&self.dir)?;
+        let mut id = id;
+        for _ in 0..64 {
+            match OpenOptions::new().append(true).create_new(true).open(segment_path(&self.dir, id)) {
+                Ok(f) => return Ok((id, f)),
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+                    id = if upwards { id + 1 } else { id.saturating_sub(1) };
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Err(io::Error::other(format!("no free segment name in {}", self.dir.display())))
+    }
+}
+
+fn segment_path(dir: &Path, id: u64) -> PathBuf {
+    dir.join(format!("{id:020}{SUFFIX}"))
+}
+
+fn parse_name(name: &str) -> Option<u64> {
+    let digits = name.strip_suffix(SUFFIX)?;
+    if digits.len() != 20 || !digits.bytes().all(|c| c.is_ascii_digit()) {
+        return None;
+    }
+    digits.parse().ok()
+}
+
+fn remove_file(path: &Path) -> io::Result<()> {
+    match fs::remove_file(path) {
+        Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
+        _ => Ok(()),
+    }
+}
+
+fn count_lines(path: &Path) -> io::Result<u64> {
+    Ok(fs::read(path)?.iter().filter(|&&c| c == b'\n').count() as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{Level, LogRecord, Source};
+
+    pub(crate) fn log(n: usize) -> Item {
+        Item::Log(LogRecord {
+            time_ms: 1_700_000_000_000 + n as u64,
+            observed_ms: 1_700_000_000_000 + n as u64,
+            source: Source::Function,
+            level: Level::Info,
+            request_id: Some("r-1".into()),
+            message: format!("line {n}"),
+            attributes: serde_json::Map::new(),
+            trace_id: None,
+        })
+    }
+
+    fn message(item: &Item) -> String {
+        match item {
+            Item::Log(l) => l.message.clone(),
+            _ => String::new(),
+        }
+    }
+
+    fn tempdir(name: &str) -> PathBuf {
+        let d = std::env::temp_dir().join(format!("tandem-spool-{name}-{}-{}", std::process::id(), fastrand::u64(..)));
+        let _ = fs::remove_dir_all(&d);
+        d
+    }
+
+    #[test]
+    fn appends_rotate_and_read_back_in_order() {
+        let dir = tempdir("order");
+        let mut s = Spool::open(dir.clone(), 1 << 20, 200).unwrap();
+        assert!(!s.has_unloaded());
+        for n in 0..10 {
+            assert!(s.append(&log(n)).unwrap().written);
+        }
+        assert!(s.segments.len() > 2, "rotated at 200 bytes: {:?}", s.segments);
+        assert_eq!(s.unloaded().0, 10);
+        let mut seen = Vec::new();
+        while let Some(l) = s.load_front().unwrap() {
+            seen.extend(l.items.iter().map(message));
+            s.remove(l.id).unwrap();
+        }
+        assert_eq!(seen, (0..10).map(|n| format!("line {n}")).collect::<Vec<_>>());
+        assert_eq!(s.bytes(), 0);
+        assert_eq!(fs::read_dir(&dir).unwrap().count(), 0);
+        let _ = fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn a_new_process_takes_over_the_segments_and_skips_a_cut_line() {
+        let dir = tempdir("restart");
+        {
+            let mut s = Spool::open(dir.clone(), 1 << 20, 150).unwrap();
+            for n in 0..6 {
+                s.append(&log(n)).unwrap();
+            }
+        }
+        // A kill -9 in the middle of a write leaves a partial last line.
+        let last = fs::read_dir(&dir).unwrap().map(|e| e.unwrap().path()).max().unwrap();
+        let mut f = OpenOptions::new().append(true).open(&last).unwrap();
+        f.write_all(b"{\"type\":\"log\",\"tim").unwrap();
+        let mut s = Spool::open(dir.clone(), 1 << 20, 150).unwrap();
+        assert!(s.has_unloaded());
+        assert!(s.unloaded().0 >= 1, "estimated");
+        let mut seen = Vec::new();
+        let mut corrupt = 0;
+        while let Some(l) = s.load_front().unwrap() {
+            seen.extend(l.items.iter().map(message));
+            corrupt += l.corrupt;
+            s.remove(l.id).unwrap();
+        }
+        assert_eq!(seen.len(), 6);
+        assert_eq!(seen[0], "line 0");
+        assert_eq!(corrupt, 1);
+        let _ = fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn full_spool_drops_the_oldest_segment_and_counts_it() {
+        let dir = tempdir("full");
+        let one = serde_json::to_vec(&log(0)).unwrap().len() as u64 + 1;
+        // Room for 4 records, 2 per segment.
+        let mut s = Spool::open(dir.clone(), one * 4, one * 2).unwrap();
+        let mut dropped = 0;
+        for n in 0..6 {
+            let a = s.append(&log(n)).unwrap();
+            assert!(a.written);
+            dropped += a.dropped_records;
+        }
+        assert_eq!(dropped, 2);
+        let l = s.load_front().unwrap().unwrap();
+        assert_eq!(l.items.iter().map(message).collect::<Vec<_>>(), ["line 2", "line 3"]);
+        let _ = fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn an_item_larger_than_the_spool_is_not_written() {
+        let dir = tempdir("huge");
+        let mut s = Spool::open(dir.clone(), 10, 10).unwrap();
+        let a = s.append(&log(0)).unwrap();
+        assert!(!a.written);
+        assert_eq!(s.bytes(), 0);
+        let _ = fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn front_segments_come_first() {
+        let dir = tempdir("front");
+        let mut s = Spool::open(dir.clone(), 1 << 20, 1 << 20).unwrap();
+        s.append(&log(5)).unwrap();
+        let front = s.write_front([log(1), log(2)].iter()).unwrap();
+        // The front segment is loaded already (the caller holds it).
+        let l = s.load_front().unwrap().unwrap();
+        assert_eq!(l.items.iter().map(message).collect::<Vec<_>>(), ["line 5"]);
+        // A new process sees both, in order.
+        let mut s2 = Spool::open(dir.clone(), 1 << 20, 1 << 20).unwrap();
+        let a = s2.load_front().unwrap().unwrap();
+        assert_eq!(a.id, front);
+        assert_eq!(a.items.iter().map(message).collect::<Vec<_>>(), ["line 1", "line 2"]);
+        let _ = fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn an_unwritable_directory_is_an_error_not_a_panic() {
+        let mut s = Spool::open(PathBuf::from("/proc/tandem-cannot-write-here"), 1 << 20, 1 << 10).unwrap();
+        assert!(s.append(&log(0)).is_err());
+    }
+}
