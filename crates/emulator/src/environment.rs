@@ -196,6 +196,8 @@ impl Environment {
         if self.tx.send(DriverMsg::Shutdown { done }).is_ok() {
             let _ = rx.await;
         }
+        // The processes' last lines are in the hub's queue: let them land.
+        self.hub.settle().await;
     }
 
     /// Every lifecycle observation so far, in order.

@@ -209,15 +209,21 @@ fn create_cgroup(name: &str, limit_bytes: u64, enforce: bool) -> std::io::Result
     Ok(dir)
 }
 
-/// Removes empty groups that earlier runs left behind (rmdir of a busy group fails).
+/// Removes groups that emulators which are gone left behind. A group is named
+/// `<pid>-<n>` after the emulator process that made it; groups of a live process (this
+/// one included, and other test processes running in parallel) are never touched, and
+/// rmdir of a group that still holds processes fails anyway.
 pub(crate) fn remove_stale_groups(parent: &Path) {
-    if let Ok(entries) = std::fs::read_dir(parent) {
-        for e in entries.flatten() {
-            let empty = std::fs::read_to_string(e.path().join("cgroup.procs")).is_ok_and(|s| s.trim().is_empty());
-            if empty {
-                let _ = std::fs::remove_dir(e.path());
-            }
+    let Ok(entries) = std::fs::read_dir(parent) else { return };
+    for e in entries.flatten() {
+        let name = e.file_name();
+        let Some(owner) = name.to_str().and_then(|n| n.split('-').next()).and_then(|p| p.parse::<u32>().ok()) else {
+            continue;
+        };
+        if Path::new(&format!("/proc/{owner}")).exists() {
+            continue;
         }
+        let _ = std::fs::remove_dir(e.path());
     }
 }
 

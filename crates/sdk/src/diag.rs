@@ -7,8 +7,10 @@ use std::sync::OnceLock;
 
 static PREFIX: OnceLock<String> = OnceLock::new();
 
-/// Sets the prefix once (the first registration wins).
-pub(crate) fn set_prefix(name: &str) {
+/// Sets the name diagnostics are prefixed with (`[name] `), once: the first call wins.
+/// [`Extension::run`](crate::Extension::run) sets it at registration; an extension that
+/// prints diagnostics before that (configuration problems, say) calls it first.
+pub fn set_prefix(name: &str) {
     let _ = PREFIX.set(format!("[{name}] "));
 }
 

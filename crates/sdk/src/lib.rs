@@ -48,7 +48,7 @@ mod guard;
 mod telemetry;
 
 pub use context::{Context, Stats, StatsSnapshot};
-pub use diag::{line as log_line, prefix as log_prefix};
+pub use diag::{line as log_line, prefix as log_prefix, set_prefix as set_log_name};
 pub use error::Error;
 pub use extension::{Drain, Extension, Handler, Internal};
 pub use telemetry::{sandbox_ip, TelemetryConfig};

@@ -47,7 +47,11 @@ pub struct State {
 #[derive(Debug)]
 pub struct Shared {
     pub state: Mutex<State>,
+    /// New events, or a flush: look at the buffer again.
     pub notify: Notify,
+    /// The subscriber changed (resubscribed after a reset) or a flush wants delivery
+    /// now: end a retry backoff early.
+    pub retry_now: Notify,
 }
 
 impl Shared {
@@ -199,7 +203,14 @@ impl Task {
                 let backoff = (BACKOFF_BASE * 2u32.saturating_pow(attempt.min(10) - 1)).min(BACKOFF_MAX);
                 tokio::select! {
                     _ = tokio::time::sleep(backoff) => {}
+                    // A new subscription (the extension restarted after a reset) or a
+                    // forced flush: try again now rather than at the end of the backoff.
+                    _ = self.shared.retry_now.notified() => {}
                     _ = self.stop.changed() => return,
+                }
+                let current = self.shared.state.lock().map(|s| s.dest.clone()).ok();
+                if current.as_ref().is_some_and(|d| *d != dest) {
+                    attempt = 0;
                 }
             }
         }

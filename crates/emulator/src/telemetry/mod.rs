@@ -74,6 +74,8 @@ pub enum Msg {
     },
     /// A line of the emulator's own (printed, never delivered as telemetry).
     Note(String),
+    /// Answered once every message sent before it has been handled.
+    Barrier(oneshot::Sender<()>),
     /// An event given as raw JSON (what a future Lambda might send), delivered as is
     /// to every subscriber of `category`.
     Raw {
@@ -146,6 +148,13 @@ impl Hub {
     /// The platform records emitted so far (the most recent ones), in order.
     pub fn platform_events(&self) -> Vec<Event> {
         self.platform.lock().map(|p| p.iter().cloned().collect()).unwrap_or_default()
+    }
+
+    /// Waits until the hub has handled every message sent before this call.
+    pub async fn settle(&self) {
+        let (ack, rx) = oneshot::channel();
+        self.send(Msg::Barrier(ack));
+        let _ = rx.await;
     }
 
     /// Waits until everything pending is delivered, or `deadline`.
@@ -248,6 +257,7 @@ impl HubTask {
                             st.buffer.force(true);
                         }
                         s.notify.notify_one();
+                        s.retry_now.notify_one();
                     }
                     tokio::spawn(async move {
                         // Subscribers are polled, not awaited: a flush is rare (shutdown)
@@ -268,6 +278,10 @@ impl HubTask {
                             st.buffer.force(false);
                         }
                     }
+                }
+                Msg::Barrier(ack) => {
+                    let _ = out.flush();
+                    let _ = ack.send(());
                 }
                 Msg::Note(line) => {
                     let _ = writeln!(out, "{line}");
@@ -397,6 +411,7 @@ impl HubTask {
                     st.dest = dest;
                     st.buffer.set_limits(limits);
                 }
+                existing.shared.retry_now.notify_one();
                 existing.subscription = subscription;
                 existing.flavor = flavor;
                 existing.shared.clone()
@@ -405,6 +420,7 @@ impl HubTask {
                 let shared = Arc::new(Shared {
                     state: Mutex::new(State { buffer: Buffer::new(limits), dest, inflight: false }),
                     notify: tokio::sync::Notify::new(),
+                    retry_now: tokio::sync::Notify::new(),
                 });
                 let task = delivery::Task {
                     name: name.clone(),
