@@ -19,6 +19,8 @@ fn lines_for(n: u64) -> u64 {
 }
 
 pub async fn run(bins: &Bins, invocations: u64, out: &Path) -> Result<bool, String> {
+    // The extension runs in the function's directory: give it absolute paths.
+    let out = &std::env::current_dir().map_err(|e| e.to_string())?.join(out);
     let _ = std::fs::remove_dir_all(out);
     let otlp_dir = out.join("otlp");
     std::fs::create_dir_all(&otlp_dir).map_err(|e| format!("cannot create {}: {e}", otlp_dir.display()))?;
