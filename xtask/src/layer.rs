@@ -87,6 +87,9 @@ fn ensure_toolchain(arch: Arch, apt: &mut Apt) -> Result<()> {
     if util::which("zip").is_none() {
         apt.install(&["zip"], "zip (packs the layer)")?;
     }
+    if arch == Arch::X86_64 && util::which("musl-gcc").is_none() {
+        apt.install(&["musl-tools"], "musl-gcc (compiles the C parts of the TLS stack)")?;
+    }
     if arch == Arch::Arm64 && util::which("aarch64-linux-gnu-gcc").is_none() {
         apt.install(&["gcc-aarch64-linux-gnu", "libc6-dev-arm64-cross"], "the aarch64 cross compiler")?;
     }
@@ -107,11 +110,13 @@ pub fn build(arch: Arch, apt: &mut Apt) -> Result<PathBuf> {
         "--target",
         arch.triple(),
     ]);
-    if arch == Arch::Arm64 {
-        // C parts of dependencies (if any) are compiled with the same cross compiler.
-        cargo.env("CC_aarch64_unknown_linux_musl", "aarch64-linux-gnu-gcc");
-        cargo.env("AR_aarch64_unknown_linux_musl", "aarch64-linux-gnu-ar");
-    }
+    // The C parts of dependencies (ring, for TLS) need a C compiler for the target.
+    match arch {
+        Arch::X86_64 => cargo.env("CC_x86_64_unknown_linux_musl", "musl-gcc"),
+        Arch::Arm64 => {
+            cargo.env("CC_aarch64_unknown_linux_musl", "aarch64-linux-gnu-gcc").env("AR_aarch64_unknown_linux_musl", "aarch64-linux-gnu-ar")
+        }
+    };
     util::run_status(&mut cargo, &format!("cargo build --release --target {}", arch.triple()))?;
     let binary = util::target_dir().join(arch.triple()).join("release").join("tandem");
     let layer_dir = util::target_dir().join("layer");
