@@ -1,6 +1,7 @@
 //! `cargo xtask`: the project's developer commands (`cargo xtask help`).
 //! Each command lives in its own module; this file only dispatches.
 
+mod bench;
 mod demo;
 mod layer;
 mod setup;
@@ -17,6 +18,8 @@ commands:
   demo [--invocations N] build in release and run the demo: the emulator runs a real function with
                          the tandem extension delivering to a file and an OTLP receiver
   test [nextest args]    setup, build every binary of the workspace, then `cargo nextest run --workspace [args]`
+  bench [--quick]        build in release and run the benchmarks (tandem vs a lambda-extension
+                         baseline, the emulator vs a minimal server): target/bench/results.{md,json}
   layer [--arch x86_64|arm64|all] [--smoke]
                          build the tandem layer zips (target/layer/tandem-<arch>.zip);
                          --smoke runs each in the emulator (arm64 under qemu)
@@ -31,6 +34,7 @@ fn main() -> ExitCode {
         Some("test") => test::run(&rest),
         Some("layer") => layer::run(&rest),
         Some("demo") => demo::run(&rest),
+        Some("bench") => bench::run(&rest),
         Some("help" | "-h" | "--help") => {
             println!("{USAGE}");
             Ok(())

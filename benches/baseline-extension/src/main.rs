@@ -19,7 +19,10 @@ async fn events(event: LambdaEvent) -> Result<(), Error> {
     Ok(())
 }
 
-async fn telemetry(out: Arc<Mutex<BufWriter<File>>>, batch: Vec<LambdaTelemetry<serde_json::Value>>) -> Result<(), Error> {
+async fn telemetry(
+    out: Arc<Mutex<BufWriter<File>>>,
+    batch: Vec<LambdaTelemetry<serde_json::Value>>,
+) -> Result<(), Error> {
     let mut out = out.lock().map_err(|_| "the output lock is poisoned")?;
     for event in &batch {
         serde_json::to_writer(&mut *out, event)?;

@@ -123,29 +123,90 @@ pub async fn run(bins: &Bins, out_dir: &Path, opts: Options) -> Result<bool, Str
         });
     }
 
-    eprintln!("bench: memory (idle, then {rss_secs} s at 10,000 log lines per second)");
-    let (t_idle, t_peak) = extension::rss(bins, &tandem_with("adaptive"), 10_000, rss_secs).await?;
-    let (b_idle, b_peak) = extension::rss(bins, &baseline, 10_000, rss_secs).await?;
+    eprintln!("bench: memory and CPU (idle, then {rss_secs} s at 10,000 log lines per second)");
+    let t_load = extension::load(bins, &tandem_with("adaptive"), 10_000, rss_secs).await?;
+    let b_load = extension::load(bins, &baseline, 10_000, rss_secs).await?;
     rows.push(Row {
         metric: "RSS idle".into(),
         unit: "MiB",
-        tandem: fmt(t_idle),
-        baseline: fmt(b_idle),
-        ratio: Some(t_idle / b_idle),
+        tandem: fmt(t_load.idle_mib),
+        baseline: fmt(b_load.idle_mib),
+        ratio: Some(t_load.idle_mib / b_load.idle_mib),
         target: "≤ 6 MiB".into(),
-        met: Some(t_idle <= 6.0),
-        json: json!({"tandem": t_idle, "baseline": b_idle}),
+        met: Some(t_load.idle_mib <= 6.0),
+        json: json!({"tandem": t_load.idle_mib, "baseline": b_load.idle_mib}),
     });
     rows.push(Row {
         metric: "RSS peak at 10,000 lines/s".into(),
         unit: "MiB",
-        tandem: fmt(t_peak),
-        baseline: fmt(b_peak),
-        ratio: Some(t_peak / b_peak),
+        tandem: fmt(t_load.peak_mib),
+        baseline: fmt(b_load.peak_mib),
+        ratio: Some(t_load.peak_mib / b_load.peak_mib),
         target: "≤ 24 MiB".into(),
-        met: Some(t_peak <= 24.0),
-        json: json!({"tandem": t_peak, "baseline": b_peak}),
+        met: Some(t_load.peak_mib <= 24.0),
+        json: json!({"tandem": t_load.peak_mib, "baseline": b_load.peak_mib}),
     });
+    rows.push(Row {
+        metric: "extension CPU per 1,000 log lines shipped (tandem: HTTP sink; baseline: file)".into(),
+        unit: "ms",
+        tandem: fmt(t_load.cpu_ms_per_1k_lines),
+        baseline: fmt(b_load.cpu_ms_per_1k_lines),
+        ratio: Some(t_load.cpu_ms_per_1k_lines / b_load.cpu_ms_per_1k_lines),
+        target: "—".into(),
+        met: None,
+        json: json!({"tandem": t_load.cpu_ms_per_1k_lines, "baseline": b_load.cpu_ms_per_1k_lines}),
+    });
+
+    // The layer ships a static musl build: measure it too, when `cargo xtask layer` made it.
+    let musl = bins.dir.parent().map(|t| t.join("x86_64-unknown-linux-musl/release/tandem")).unwrap_or_default();
+    if musl.exists() {
+        eprintln!("bench: the layer's static musl build");
+        let subject = Subject { binary: musl.clone(), ..tandem_with("adaptive") };
+        let m_init = extension::init_overhead(bins, &subject, init_runs).await?;
+        let m_load = extension::load(bins, &subject, 10_000, rss_secs).await?;
+        rows.push(Row {
+            metric: "layer build (static musl): extension init, exec to first `next`".into(),
+            unit: "ms",
+            tandem: dist(&m_init),
+            baseline: dist(&b_init),
+            ratio: Some(m_init.median() / b_init.median()),
+            target: "≤ 2 ms p50 and below the baseline".into(),
+            met: Some(m_init.median() <= 2.0 && m_init.median() < b_init.median()),
+            json: json!({"tandem_musl": samples_json(&m_init)}),
+        });
+        rows.push(Row {
+            metric: "layer build (static musl): RSS idle / peak at 10,000 lines/s".into(),
+            unit: "MiB",
+            tandem: format!("{} / {}", fmt(m_load.idle_mib), fmt(m_load.peak_mib)),
+            baseline: format!("{} / {}", fmt(b_load.idle_mib), fmt(b_load.peak_mib)),
+            ratio: Some(m_load.idle_mib / b_load.idle_mib),
+            target: "≤ 6 / ≤ 24 MiB".into(),
+            met: Some(m_load.idle_mib <= 6.0 && m_load.peak_mib <= 24.0),
+            json: json!({"idle": m_load.idle_mib, "peak": m_load.peak_mib}),
+        });
+        rows.push(Row {
+            metric: "layer build (static musl): CPU per 1,000 log lines shipped".into(),
+            unit: "ms",
+            tandem: fmt(m_load.cpu_ms_per_1k_lines),
+            baseline: fmt(b_load.cpu_ms_per_1k_lines),
+            ratio: Some(m_load.cpu_ms_per_1k_lines / b_load.cpu_ms_per_1k_lines),
+            target: "—".into(),
+            met: None,
+            json: json!({"tandem_musl": m_load.cpu_ms_per_1k_lines}),
+        });
+        if let Some(z) = size_of(&musl) {
+            rows.push(Row {
+                metric: "layer build (static musl): stripped binary, x86_64".into(),
+                unit: "MiB",
+                tandem: fmt(z as f64 / 1024.0 / 1024.0),
+                baseline: "—".into(),
+                ratio: None,
+                target: "≤ 4 MiB".into(),
+                met: Some(z as f64 / 1024.0 / 1024.0 <= 4.0),
+                json: json!({"bytes": z}),
+            });
+        }
+    }
 
     let mib = |b: u64| b as f64 / 1024.0 / 1024.0;
     let t_size = size_of(&bins.need("tandem")?).unwrap_or(0);

@@ -84,9 +84,18 @@ pub async fn post_runtime(
     Ok(Samples::new(v))
 }
 
-/// `(idle, peak)` resident set of the extension in MiB: idle after init and a few
-/// invocations, peak (VmHWM) after `seconds` of `lines_per_second` log lines.
-pub async fn rss(bins: &Bins, subject: &Subject, lines_per_second: u64, seconds: u64) -> Result<(f64, f64), String> {
+/// Memory and CPU of an extension under load.
+pub struct Load {
+    /// Resident set after init and a few invocations, MiB.
+    pub idle_mib: f64,
+    /// Peak resident set (VmHWM) after the loaded period, MiB.
+    pub peak_mib: f64,
+    /// CPU time (user + system) the extension spent per 1,000 log lines, ms.
+    pub cpu_ms_per_1k_lines: f64,
+}
+
+/// Resident set idle, then peak and CPU after `seconds` of `lines_per_second` log lines.
+pub async fn load(bins: &Bins, subject: &Subject, lines_per_second: u64, seconds: u64) -> Result<Load, String> {
     let echo = bins.need("echo-fn")?;
     let mut cfg = config(&echo, subject);
     // The platform buffer is not what is measured: let the extension see every line.
@@ -107,6 +116,8 @@ pub async fn rss(bins: &Bins, subject: &Subject, lines_per_second: u64, seconds:
     }
     tokio::time::sleep(Duration::from_millis(300)).await;
     let idle = status_kib(pid, "VmRSS").ok_or("cannot read the extension's VmRSS")? as f64 / 1024.0;
+    let cpu_before = cpu_ticks(pid).ok_or("cannot read the extension's CPU time")?;
+    let mut lines = 0u64;
     // 100 lines of 100 bytes per invocation, paced to the wanted rate.
     let per_invoke = 100;
     let invokes_per_second = (lines_per_second / per_invoke).max(1);
@@ -116,12 +127,31 @@ pub async fn rss(bins: &Bins, subject: &Subject, lines_per_second: u64, seconds:
     let mut next = Instant::now();
     while Instant::now() < until {
         env.invoke(event.clone()).await.map_err(|e| e.to_string())?;
+        lines += per_invoke;
         next += period;
         tokio::time::sleep_until(next.into()).await;
     }
+    // Let the last batches reach the extension and be shipped before reading the clocks.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
     let peak = status_kib(pid, "VmHWM").ok_or("cannot read the extension's VmHWM")? as f64 / 1024.0;
+    let cpu_after = cpu_ticks(pid).ok_or("cannot read the extension's CPU time")?;
     env.shutdown().await;
-    Ok((idle, peak))
+    let ms = (cpu_after - cpu_before) as f64 * 1000.0 / clock_ticks();
+    Ok(Load { idle_mib: idle, peak_mib: peak, cpu_ms_per_1k_lines: ms * 1000.0 / lines.max(1) as f64 })
+}
+
+/// utime + stime of `pid`, in clock ticks.
+fn cpu_ticks(pid: i32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the command name (which may hold spaces) start after the last ')'.
+    let rest = stat.rsplit_once(')')?.1;
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    Some(f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?)
+}
+
+fn clock_ticks() -> f64 {
+    // The kernel's USER_HZ, 100 on every Linux Lambda and almost every other system.
+    100.0
 }
 
 fn status_kib(pid: i32, field: &str) -> Option<u64> {
