@@ -69,6 +69,8 @@ fn size_of(p: &Path) -> Option<u64> {
 }
 
 pub async fn run(bins: &Bins, out_dir: &Path, opts: Options) -> Result<bool, String> {
+    // Extensions run in the function's directory: every path they get is absolute.
+    let out_dir = &std::env::current_dir().map_err(|e| e.to_string())?.join(out_dir);
     std::fs::create_dir_all(out_dir).map_err(|e| format!("cannot create {}: {e}", out_dir.display()))?;
     let scratch = out_dir.join("scratch");
     let _ = std::fs::remove_dir_all(&scratch);

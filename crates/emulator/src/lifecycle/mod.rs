@@ -602,6 +602,29 @@ impl Lifecycle {
         }
     }
 
+    /// Answers the parked `next` of `token` with an error: its caller's instance is gone.
+    fn refuse_parked(&mut self, token: Token, runtime: bool) {
+        let kind = if runtime { et::INVALID_STATE_TRANSITION } else { et::EXTENSION_INVALID_STATE };
+        self.fail(
+            token,
+            403,
+            kind,
+            "The execution environment was reset; this call belongs to an instance that is gone",
+        );
+    }
+
+    /// Answers every parked `next` before the state holding it is dropped, so that no
+    /// request is left hanging.
+    fn release_parked(&mut self) {
+        if let Some(t) = self.runtime.parked.take() {
+            self.refuse_parked(t, true);
+        }
+        let tokens: Vec<Token> = self.exts.iter_mut().filter_map(|e| e.parked.take()).collect();
+        for t in tokens {
+            self.refuse_parked(t, false);
+        }
+    }
+
     fn proc(&self, kind: ProcKind) -> ProcId {
         ProcId { generation: self.generation, kind }
     }
@@ -629,6 +652,7 @@ impl Lifecycle {
     // ----- init ----------------------------------------------------------------------
 
     fn begin_init(&mut self, ctx: Ctx, phase: tm::Phase, attached: Option<Queued>) {
+        self.release_parked();
         self.generation += 1;
         self.phase = PhaseState::Initializing;
         self.exts.clear();
@@ -1185,9 +1209,9 @@ impl Lifecycle {
             Stage::WaitExtensions | Stage::Killing if !alive => {
                 let then = td.then;
                 self.teardown = None;
+                self.release_parked();
                 self.exts.clear();
                 self.launched.clear();
-                self.runtime.parked = None;
                 self.finish_teardown(ctx, then);
                 true
             }
@@ -1298,11 +1322,14 @@ impl Lifecycle {
         let what = match proc.kind {
             ProcKind::Runtime => {
                 self.runtime.alive = false;
-                self.runtime.parked = None;
+                let mut gone: Vec<(Token, bool)> = self.runtime.parked.take().map(|t| (t, true)).into_iter().collect();
                 for e in self.exts.iter_mut().filter(|e| !e.external) {
                     // Internal extensions live in the runtime's process.
                     e.state = ExtState::Gone;
-                    e.parked = None;
+                    gone.extend(e.parked.take().map(|t| (t, false)));
+                }
+                for (t, runtime) in gone {
+                    self.refuse_parked(t, runtime);
                 }
                 et::RUNTIME_EXIT_ERROR
             }
@@ -1310,9 +1337,13 @@ impl Lifecycle {
                 if let Some(l) = self.launched.get_mut(i) {
                     l.alive = false;
                 }
+                let mut gone = Vec::new();
                 for e in self.exts.iter_mut().filter(|e| e.launched == Some(i)) {
                     e.state = ExtState::Gone;
-                    e.parked = None;
+                    gone.extend(e.parked.take());
+                }
+                for t in gone {
+                    self.refuse_parked(t, false);
                 }
                 et::EXTENSION_CRASH
             }
@@ -1398,6 +1429,7 @@ impl Lifecycle {
                     self.teardown = None;
                     self.runtime.alive = false;
                     self.launched.iter_mut().for_each(|l| l.alive = false);
+                    self.release_parked();
                     self.exts.clear();
                     self.launched.clear();
                     self.finish_teardown(ctx, then);
@@ -1610,13 +1642,14 @@ impl Lifecycle {
             Err(r) => return self.reply(token, r),
         };
         let ext = &mut self.exts[i];
-        if matches!(ext.state, ExtState::InitError | ExtState::ExitError) {
+        if matches!(ext.state, ExtState::InitError | ExtState::ExitError | ExtState::Gone) {
+            let why = if ext.state == ExtState::Gone { "is no longer running" } else { "reported an error" };
             let name = ext.name.clone();
             return self.fail(
                 token,
                 403,
                 et::EXTENSION_INVALID_STATE,
-                format!("Extension {name} reported an error; no further calls are accepted"),
+                format!("Extension {name} {why}; no further calls are accepted"),
             );
         }
         if ext.parked.is_some() {
@@ -1704,7 +1737,9 @@ impl Lifecycle {
             |m| format!("Extension {name} reported {error_type}: {m}"),
         );
         self.exts[i].state = if init { ExtState::InitError } else { ExtState::ExitError };
-        self.exts[i].parked = None;
+        if let Some(t) = self.exts[i].parked.take() {
+            self.refuse_parked(t, false);
+        }
         let fatal = if init { et::EXTENSION_INIT_ERROR } else { et::EXTENSION_EXIT_ERROR };
         match self.phase {
             PhaseState::Initializing => self.init_failed(Status::Error, fatal, message),
