@@ -113,9 +113,9 @@ pub fn build(arch: Arch, apt: &mut Apt) -> Result<PathBuf> {
     // The C parts of dependencies (ring, for TLS) need a C compiler for the target.
     match arch {
         Arch::X86_64 => cargo.env("CC_x86_64_unknown_linux_musl", "musl-gcc"),
-        Arch::Arm64 => {
-            cargo.env("CC_aarch64_unknown_linux_musl", "aarch64-linux-gnu-gcc").env("AR_aarch64_unknown_linux_musl", "aarch64-linux-gnu-ar")
-        }
+        Arch::Arm64 => cargo
+            .env("CC_aarch64_unknown_linux_musl", "aarch64-linux-gnu-gcc")
+            .env("AR_aarch64_unknown_linux_musl", "aarch64-linux-gnu-ar"),
     };
     util::run_status(&mut cargo, &format!("cargo build --release --target {}", arch.triple()))?;
     let binary = util::target_dir().join(arch.triple()).join("release").join("tandem");
