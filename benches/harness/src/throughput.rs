@@ -54,7 +54,7 @@ fn tandem_pass(body: &[u8], resource: &Resource) -> usize {
         Item::Log(l) => Some(l),
         _ => None,
     });
-    let mut out = otlp::encode_protobuf(&otlp::logs_request(resource, logs)).len();
+    let mut out = tandem::encode::otlp_logs::encode_logs(resource, logs).len();
     let invs: Vec<_> = items
         .iter()
         .filter_map(|i| match i {

@@ -12,6 +12,7 @@
 pub mod emf;
 pub mod ndjson;
 pub mod otlp;
+pub mod otlp_logs;
 
 use std::fmt;
 

@@ -408,6 +408,16 @@ pub fn any_value(v: &Value) -> AnyValue {
     AnyValue { value }
 }
 
+/// The resource as its protobuf message.
+pub(crate) fn resource_proto(r: &Resource) -> OtlpResource {
+    r.to_proto()
+}
+
+/// The instrumentation scope every export carries.
+pub(crate) fn scope_proto() -> InstrumentationScope {
+    scope()
+}
+
 fn scope() -> InstrumentationScope {
     InstrumentationScope {
         name: SCOPE_NAME.to_owned(),

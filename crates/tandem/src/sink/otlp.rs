@@ -108,7 +108,11 @@ impl OtlpSink {
                     Item::Log(l) => Some(l),
                     _ => None,
                 });
-                self.protocol.encode(&enc::logs_request(&self.resource, logs))
+                match self.protocol {
+                    // The hot path: written straight from the records.
+                    enc::Protocol::HttpProtobuf => crate::encode::otlp_logs::encode_logs(&self.resource, logs),
+                    enc::Protocol::HttpJson => enc::encode_json(&enc::logs_request(&self.resource, logs)),
+                }
             }
             Signal::Metrics => {
                 let invocations = items().filter_map(|i| match i {
