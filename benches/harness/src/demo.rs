@@ -8,7 +8,7 @@ use crate::stats::Samples;
 use crate::Bins;
 use indicatif::{ProgressBar, ProgressStyle};
 use std::collections::HashSet;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 use tandem_emulator::{Config, Environment};
 use tandem_wire::telemetry::Record;
@@ -74,17 +74,14 @@ pub async fn run(bins: &Bins, invocations: u64, out: &Path) -> Result<bool, Stri
     let mut overheads = Vec::new();
     let mut cold = None;
     for e in &events {
-        match &e.record {
-            Record::Report(r) => {
-                durations.push(r.metrics.duration_ms);
-                if let Some(i) = r.metrics.init_duration_ms {
-                    cold = Some(i);
-                }
-                for s in r.spans.iter().flatten().filter(|s| s.name == "extensionOverhead") {
-                    overheads.push(s.duration_ms);
-                }
+        if let Record::Report(r) = &e.record {
+            durations.push(r.metrics.duration_ms);
+            if let Some(i) = r.metrics.init_duration_ms {
+                cold = Some(i);
             }
-            _ => {}
+            for s in r.spans.iter().flatten().filter(|s| s.name == "extensionOverhead") {
+                overheads.push(s.duration_ms);
+            }
         }
     }
     let (durations, overheads) = (Samples::new(durations), Samples::new(overheads));
@@ -144,7 +141,7 @@ pub async fn run(bins: &Bins, invocations: u64, out: &Path) -> Result<bool, Stri
     Ok(lost_file == 0 && lost_otlp == 0 && failed == 0 && got.errors.is_empty())
 }
 
-fn display(p: &PathBuf) -> String {
+fn display(p: &Path) -> String {
     std::env::current_dir()
         .ok()
         .and_then(|d| p.strip_prefix(d).ok().map(|r| r.display().to_string()))
