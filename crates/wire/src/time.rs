@@ -20,16 +20,40 @@ pub fn format_rfc3339_millis(t: SystemTime) -> String {
 
 /// Formats milliseconds since the epoch as `YYYY-MM-DDTHH:MM:SS.mmmZ`.
 pub fn format_epoch_millis(ms: u64) -> String {
+    let b = epoch_millis_bytes(ms);
+    // The bytes are ASCII digits and separators.
+    String::from_utf8_lossy(&b).into_owned()
+}
+
+/// Appends `ms` as `YYYY-MM-DDTHH:MM:SS.mmmZ` to `out`, without allocating: a hot path
+/// of every encoder (one timestamp per record), so it writes digits itself instead of
+/// going through `fmt`.
+pub fn push_epoch_millis(out: &mut Vec<u8>, ms: u64) {
+    out.extend_from_slice(&epoch_millis_bytes(ms));
+}
+
+/// The 24 bytes of `YYYY-MM-DDTHH:MM:SS.mmmZ` (years past 9999 are clamped).
+pub fn epoch_millis_bytes(ms: u64) -> [u8; 24] {
     let secs = ms / 1000;
-    let millis = ms % 1000;
-    let days = (secs / 86_400) as i64;
-    let rem = secs % 86_400;
-    let (y, m, d) = civil_from_days(days);
-    let mut out = String::with_capacity(24);
-    use std::fmt::Write;
-    // Writing to a String cannot fail.
-    let _ = write!(out, "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{millis:03}Z", rem / 3600, (rem / 60) % 60, rem % 60);
-    out
+    let millis = (ms % 1000) as u32;
+    let (y, m, d) = civil_from_days((secs / 86_400) as i64);
+    let rem = (secs % 86_400) as u32;
+    let y = y.clamp(0, 9999) as u32;
+    let mut b = *b"0000-00-00T00:00:00.000Z";
+    let put = |b: &mut [u8; 24], at: usize, width: usize, mut v: u32| {
+        for i in (0..width).rev() {
+            b[at + i] = b'0' + (v % 10) as u8;
+            v /= 10;
+        }
+    };
+    put(&mut b, 0, 4, y);
+    put(&mut b, 5, 2, m);
+    put(&mut b, 8, 2, d);
+    put(&mut b, 11, 2, rem / 3600);
+    put(&mut b, 14, 2, (rem / 60) % 60);
+    put(&mut b, 17, 2, rem % 60);
+    put(&mut b, 20, 3, millis);
+    b
 }
 
 /// Parses an RFC 3339 timestamp (any fraction length, `Z` or `±hh:mm`) into
@@ -131,6 +155,9 @@ mod tests {
         assert_eq!(format_epoch_millis(1_665_533_030_000), "2022-10-12T00:03:50.000Z");
         assert_eq!(format_epoch_millis(951_782_400_123), "2000-02-29T00:00:00.123Z");
         assert_eq!(format_epoch_millis(4_102_444_799_999), "2099-12-31T23:59:59.999Z");
+        let mut out = b"t=".to_vec();
+        push_epoch_millis(&mut out, 1_665_533_030_064);
+        assert_eq!(out, b"t=2022-10-12T00:03:50.064Z");
     }
 
     #[test]

@@ -19,7 +19,7 @@ use flate2::write::GzEncoder;
 use flate2::Compression;
 use serde::Serialize;
 use std::io::{self, Write};
-use tandem_wire::time::format_epoch_millis;
+use tandem_wire::time::{format_epoch_millis, push_epoch_millis};
 
 /// Appends one line (ending in `\n`) for `item`.
 pub fn encode_item(item: &Item, out: &mut Vec<u8>) {
@@ -41,7 +41,7 @@ pub fn encode_batch<'a>(items: impl IntoIterator<Item = &'a Item>, out: &mut Vec
 pub fn encode_log(rec: &LogRecord, out: &mut Vec<u8>) {
     out.reserve(rec.approx_size());
     out.extend_from_slice(b"{\"type\":\"log\",\"time\":\"");
-    out.extend_from_slice(format_epoch_millis(rec.time_ms).as_bytes());
+    push_epoch_millis(out, rec.time_ms);
     out.extend_from_slice(b"\",\"level\":\"");
     out.extend_from_slice(rec.level.as_str().as_bytes());
     out.extend_from_slice(b"\",\"source\":\"");
