@@ -4,7 +4,7 @@
 //! `target/bench/results.md` and `target/bench/results.json`. `--quick` runs fewer
 //! repetitions (for a smoke check of the harness, not for figures).
 
-use crate::layer::{self, Arch};
+use crate::layer::{self, Arch, Libc};
 use crate::setup::Apt;
 use crate::util::{self, Failure, Result};
 
@@ -19,8 +19,10 @@ pub fn run(args: &[String]) -> Result<()> {
     crate::demo::build_release()?;
     let mut apt = Apt::default();
     for arch in [Arch::X86_64, Arch::Arm64] {
-        layer::build(arch, &mut apt)?;
+        layer::build(arch, Libc::Gnu, &mut apt)?;
     }
+    // The static musl build, measured next to the layer's for the README's comparison.
+    layer::build(Arch::X86_64, Libc::Musl, &mut apt)?;
     let harness = util::target_dir().join("release").join("tandem-harness");
     util::run_status(
         std::process::Command::new(harness).current_dir(util::workspace_root()).args(&harness_args),

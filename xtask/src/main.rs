@@ -3,6 +3,7 @@
 
 mod bench;
 mod demo;
+mod deploy;
 mod layer;
 mod setup;
 mod test;
@@ -20,9 +21,11 @@ commands:
   test [nextest args]    setup, build every binary of the workspace, then `cargo nextest run --workspace [args]`
   bench [--quick]        build in release and run the benchmarks (tandem vs a lambda-extension
                          baseline, the emulator vs a minimal server): target/bench/results.{md,json}
-  layer [--arch x86_64|arm64|all] [--smoke]
+  layer [--arch x86_64|arm64|all] [--libc gnu|musl] [--smoke]
                          build the tandem layer zips (target/layer/tandem-<arch>.zip);
                          --smoke runs each in the emulator (arm64 under qemu)
+  check-deploy           validate deploy/ (cfn-lint on the SAM template; terraform fmt, and
+                         terraform validate when its providers can be installed)
   help                   this text";
 
 fn main() -> ExitCode {
@@ -35,6 +38,7 @@ fn main() -> ExitCode {
         Some("layer") => layer::run(&rest),
         Some("demo") => demo::run(&rest),
         Some("bench") => bench::run(&rest),
+        Some("check-deploy") => deploy::run(&rest),
         Some("help" | "-h" | "--help") => {
             println!("{USAGE}");
             Ok(())

@@ -27,6 +27,12 @@ pub fn ensure() -> Result<PathBuf> {
     Ok(python)
 }
 
+/// The venv's Python, creating the venv (with awslambdaric) when needed.
+pub fn ensure_venv_python() -> Result<PathBuf> {
+    let mut apt = Apt::default();
+    ensure_venv(&mut apt)
+}
+
 /// Where the venv's interpreter is; what tests get as `TANDEM_PYTHON`.
 pub fn venv_python() -> PathBuf {
     venv_dir().join("bin").join("python3")

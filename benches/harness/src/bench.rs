@@ -76,8 +76,12 @@ pub async fn run(bins: &Bins, out_dir: &Path, opts: Options) -> Result<bool, Str
     let _ = std::fs::remove_dir_all(&scratch);
     std::fs::create_dir_all(&scratch).map_err(|e| format!("cannot create {}: {e}", scratch.display()))?;
     let (sink_addr, _) = crate::sink_server::start().await.map_err(|e| format!("cannot start the HTTP sink: {e}"))?;
+    // What is measured is what ships: the x86_64 layer's binary when `cargo xtask layer`
+    // built it (cargo-lambda, glibc), else the host's release build of the same code.
+    let layer_bin = bins.dir.parent().map(|t| t.join("lambda/x86_64/extensions/tandem")).unwrap_or_default();
+    let tandem_bin = if layer_bin.exists() { layer_bin } else { bins.need("tandem")? };
     let tandem_with = |flush: &str| Subject {
-        binary: bins.need("tandem").unwrap_or_default(),
+        binary: tandem_bin.clone(),
         env: vec![
             ("TANDEM_SINKS".into(), "http".into()),
             ("TANDEM_HTTP_URL".into(), format!("http://{sink_addr}/logs")),
@@ -211,10 +215,10 @@ pub async fn run(bins: &Bins, out_dir: &Path, opts: Options) -> Result<bool, Str
     }
 
     let mib = |b: u64| b as f64 / 1024.0 / 1024.0;
-    let t_size = size_of(&bins.need("tandem")?).unwrap_or(0);
+    let t_size = size_of(&tandem_bin).unwrap_or(0);
     let b_size = size_of(&baseline.binary).unwrap_or(0);
     rows.push(Row {
-        metric: "stripped binary, x86_64 (release profile)".into(),
+        metric: "stripped binary, x86_64".into(),
         unit: "MiB",
         tandem: fmt(mib(t_size)),
         baseline: fmt(mib(b_size)),
@@ -301,7 +305,15 @@ pub async fn run(bins: &Bins, out_dir: &Path, opts: Options) -> Result<bool, Str
     }
     let _ = writeln!(
         md,
-        "\nBaseline: `benches/baseline-extension`, an extension on the `lambda-extension` crate that writes every telemetry record to a file, run in the same emulator; for the round trip, a minimal hyper Runtime API server with the same no-op runtime."
+        "\ntandem: `{}`.",
+        tandem_bin
+            .strip_prefix(bins.dir.parent().and_then(|t| t.parent()).unwrap_or(Path::new("")))
+            .unwrap_or(&tandem_bin)
+            .display()
+    );
+    let _ = writeln!(
+        md,
+        "Baseline: `benches/baseline-extension`, an extension on the `lambda-extension` crate that writes every telemetry record to a file, run in the same emulator; for the round trip, a minimal hyper Runtime API server with the same no-op runtime."
     );
     let results = json!({
         "machine": machine,

@@ -136,22 +136,20 @@ pub async fn load(bins: &Bins, subject: &Subject, lines_per_second: u64, seconds
     let peak = status_kib(pid, "VmHWM").ok_or("cannot read the extension's VmHWM")? as f64 / 1024.0;
     let cpu_after = cpu_ticks(pid).ok_or("cannot read the extension's CPU time")?;
     env.shutdown().await;
-    let ms = (cpu_after - cpu_before) as f64 * 1000.0 / clock_ticks();
+    let ms = (cpu_after - cpu_before) as f64 / 1e6;
     Ok(Load { idle_mib: idle, peak_mib: peak, cpu_ms_per_1k_lines: ms * 1000.0 / lines.max(1) as f64 })
 }
 
-/// utime + stime of `pid`, in clock ticks.
+/// CPU time of `pid` in nanoseconds, summed over its threads (the scheduler's own
+/// account in /proc/<pid>/task/*/schedstat: finer than utime/stime's 10 ms ticks).
 fn cpu_ticks(pid: i32) -> Option<u64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // Fields after the command name (which may hold spaces) start after the last ')'.
-    let rest = stat.rsplit_once(')')?.1;
-    let f: Vec<&str> = rest.split_whitespace().collect();
-    Some(f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?)
-}
-
-fn clock_ticks() -> f64 {
-    // The kernel's USER_HZ, 100 on every Linux Lambda and almost every other system.
-    100.0
+    let tasks = std::fs::read_dir(format!("/proc/{pid}/task")).ok()?;
+    let mut total = 0;
+    for t in tasks.flatten() {
+        let s = std::fs::read_to_string(t.path().join("schedstat")).ok()?;
+        total += s.split_whitespace().next()?.parse::<u64>().ok()?;
+    }
+    Some(total)
 }
 
 fn status_kib(pid: i32, field: &str) -> Option<u64> {
