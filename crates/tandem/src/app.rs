@@ -192,7 +192,11 @@ fn log_outcomes(what: &str, outcomes: &[(SinkKind, LaneOutcome)]) {
 
 impl Handler for App {
     async fn init(&self, _ctx: &Context) -> Result<(), Error> {
-        let problems = std::mem::take(&mut *lock(&self.shared.startup_problems));
+        let mut problems = std::mem::take(&mut *lock(&self.shared.startup_problems));
+        if !self.shared.config.rules.is_empty() {
+            // A bad pattern is reported now, with the other configuration problems.
+            problems.extend(lock(&self.shared.pipeline).compile_rules());
+        }
         for p in &problems {
             // Shown unless diagnostics are off: each says what is used instead.
             diag::error(p);

@@ -118,18 +118,27 @@ impl Pipeline {
         }
     }
 
+    /// Compiles the rules now (once) and returns one line per rule that is skipped. The
+    /// extension calls it at init when rules are configured, so that a bad pattern is
+    /// reported at start; without rules nothing is compiled, ever.
+    pub fn compile_rules(&mut self) -> Vec<String> {
+        if self.rules.is_some() {
+            return Vec::new();
+        }
+        let (rules, problems) = Rules::compile(&self.rule_list);
+        self.rules = Some(rules);
+        problems.into_iter().map(|p| format!("TANDEM_RULES: {p}")).collect()
+    }
+
     fn log(&mut self, time: u64, source: Source, line: WireLog, intake: &mut Intake, out: &mut Vec<Item>) {
         let mut rec = logs::into_log_record(time, source, line, self.correlator.in_flight());
         self.correlator.annotate_log(&mut rec);
         intake.records_in += 1;
-        let rules = match &self.rules {
-            Some(r) => r,
-            None => {
-                let (rules, problems) = Rules::compile(&self.rule_list);
-                intake.problems.extend(problems.into_iter().map(|p| format!("TANDEM_RULES: {p}")));
-                self.rules.insert(rules)
-            }
-        };
+        if self.rules.is_none() {
+            let problems = self.compile_rules();
+            intake.problems.extend(problems);
+        }
+        let Some(rules) = &self.rules else { return };
         if rules.apply(&mut rec) {
             out.push(Item::Log(rec));
         } else {

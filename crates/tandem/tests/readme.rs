@@ -10,6 +10,9 @@ fn every_setting_is_in_the_readme_table() {
             .find(|l| l.starts_with(&format!("| `{name}` |")))
             .unwrap_or_else(|| panic!("README.md has no row for {name}"));
         let documented = row.replace("&lt;", "<").replace("&gt;", ">").replace("\\|", "|");
-        assert!(documented.contains(description), "README.md describes {name} differently:\n{row}\nexpected: {description}");
+        assert!(
+            documented.contains(description),
+            "README.md describes {name} differently:\n{row}\nexpected: {description}"
+        );
     }
 }

@@ -41,14 +41,6 @@ pub fn tempdir(name: &str) -> PathBuf {
     d
 }
 
-/// Held while an environment starts, one at a time. tandem-emulator's
-/// `Environment::start` removes every *empty* cgroup under its parent, including those
-/// of live environments: one just created whose processes are not spawned yet, or one
-/// whose processes all died in a reset (they cannot spawn then: Extension.LaunchError).
-/// Serialising the starts of this test binary avoids the first case; a test that makes
-/// the second window holds this until its processes are back.
-pub static STARTS: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
-
 /// An environment running echo-fn with tandem, configured by `env` (TANDEM_SPOOL_DIR
 /// and TANDEM_FILE_PATH default to `dir`, never to the shared /tmp/tandem).
 pub async fn start(dir: &Path, env: &[(&str, String)], tune: impl FnOnce(&mut Config)) -> Environment {
@@ -62,23 +54,10 @@ pub async fn start(dir: &Path, env: &[(&str, String)], tune: impl FnOnce(&mut Co
         cfg.env.push(((*k).to_owned(), v.clone()));
     }
     tune(&mut cfg);
-    // A start whose cgroups another process removed (see `STARTS`) fails with
-    // Extension.LaunchError before tandem runs: try again, a few times.
-    for attempt in 1..=3 {
-        let env = {
-            let _starting = STARTS.lock().await;
-            Environment::start(cfg.clone()).await.expect("the environment starts")
-        };
-        let (status, error) = env.init_outcome().expect("init ended");
-        if status == tandem_wire::Status::Success {
-            return env;
-        }
-        if error.as_deref() != Some("Extension.LaunchError") || attempt == 3 {
-            panic!("init failed: {error:?}; console: {:#?}", env.console_lines());
-        }
-        env.shutdown().await;
-    }
-    unreachable!("the loop returns or panics")
+    let env = Environment::start(cfg).await.expect("the environment starts");
+    let (status, error) = env.init_outcome().expect("init ended");
+    assert_eq!(status, tandem_wire::Status::Success, "init failed: {error:?}; console: {:#?}", env.console_lines());
+    env
 }
 
 /// Unique log lines for one invocation.
