@@ -14,23 +14,7 @@ pub fn run(args: &[String]) -> Result<()> {
         return Err(Failure::usage(format!("check-deploy takes no arguments (got `{a}`)")));
     }
     let root = util::workspace_root();
-    let python = crate::setup::ensure_venv_python()?;
-    let bin = python.parent().map(std::path::Path::to_path_buf).unwrap_or_default();
-    let have = util::probe(bin.join("cfn-lint"), ["--version"]).unwrap_or_default();
-    if !have.contains(CFN_LINT_VERSION) {
-        let requirement = format!("cfn-lint=={CFN_LINT_VERSION}");
-        util::run_status(
-            Command::new(&python).args([
-                "-m",
-                "pip",
-                "install",
-                "--quiet",
-                "--disable-pip-version-check",
-                &requirement,
-            ]),
-            &format!("pip install {requirement}"),
-        )?;
-    }
+    let bin = crate::setup::ensure_pip_tool("cfn-lint", CFN_LINT_VERSION, "cfn-lint", &["--version"])?;
     util::run_status(
         Command::new(bin.join("cfn-lint")).current_dir(&root).arg("deploy/sam/template.yaml"),
         "cfn-lint deploy/sam/template.yaml",

@@ -113,25 +113,7 @@ fn ensure_target(triple: &str) -> Result<()> {
 
 /// cargo-lambda (with zig) in the project's venv; returns the venv's bin directory.
 pub fn ensure_cargo_lambda() -> Result<std::path::PathBuf> {
-    let python = crate::setup::ensure_venv_python()?;
-    let bin = python.parent().map(Path::to_path_buf).unwrap_or_default();
-    let have = util::probe(bin.join("cargo-lambda"), ["lambda", "--version"]).unwrap_or_default();
-    if !have.contains(CARGO_LAMBDA_VERSION) {
-        let requirement = format!("cargo-lambda=={CARGO_LAMBDA_VERSION}");
-        println!("layer: pip install {requirement} (cargo-lambda with zig)");
-        util::run_status(
-            Command::new(&python).args([
-                "-m",
-                "pip",
-                "install",
-                "--quiet",
-                "--disable-pip-version-check",
-                &requirement,
-            ]),
-            &format!("pip install {requirement}"),
-        )?;
-    }
-    Ok(bin)
+    crate::setup::ensure_pip_tool("cargo-lambda", CARGO_LAMBDA_VERSION, "cargo-lambda", &["lambda", "--version"])
 }
 
 /// Makes sure the musl target and its C compilers exist.

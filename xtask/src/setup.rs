@@ -27,6 +27,23 @@ pub fn ensure() -> Result<PathBuf> {
     Ok(python)
 }
 
+/// Makes the tool `package` (its command `tool`, answering `version_args` with a line
+/// that contains `version`) available in the project's venv; returns the venv's bin
+/// directory. Pinned versions, so that every machine runs the same tools.
+pub fn ensure_pip_tool(package: &str, version: &str, tool: &str, version_args: &[&str]) -> Result<PathBuf> {
+    let python = ensure_venv_python()?;
+    let bin = python.parent().map(Path::to_path_buf).unwrap_or_default();
+    let have = util::probe(bin.join(tool), version_args).unwrap_or_default();
+    if !have.contains(version) {
+        let requirement = format!("{package}=={version}");
+        println!("setup: pip install {requirement}");
+        let mut pip = Command::new(&python);
+        pip.args(["-m", "pip", "install", "--quiet", "--disable-pip-version-check", &requirement]);
+        util::run_status(&mut pip, &format!("pip install {requirement}"))?;
+    }
+    Ok(bin)
+}
+
 /// The venv's Python, creating the venv (with awslambdaric) when needed.
 pub fn ensure_venv_python() -> Result<PathBuf> {
     let mut apt = Apt::default();

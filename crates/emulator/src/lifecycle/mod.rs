@@ -455,6 +455,17 @@ struct Invoke {
     init_duration_ms: Option<f64>,
 }
 
+/// How an invocation ended, for its report.
+struct Ending {
+    request_id: String,
+    status: Status,
+    error_type: Option<String>,
+    duration_ms: f64,
+    init_duration_ms: Option<f64>,
+    spans: Option<Vec<Span>>,
+    tracing: TraceContext,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum After {
     Reinit,
@@ -829,22 +840,18 @@ impl Lifecycle {
                     tracing: Some(tracing.clone()),
                 }),
             );
-            self.emit_report(
+            self.end_invocation(
                 ctx,
-                &q.request_id,
-                f.status.clone(),
-                Some(f.error_type.clone()),
-                duration_ms,
-                None,
-                None,
-                tracing,
+                Ending {
+                    request_id: q.request_id,
+                    status: f.status.clone(),
+                    error_type: Some(f.error_type.clone()),
+                    duration_ms,
+                    init_duration_ms: None,
+                    spans: None,
+                    tracing,
+                },
             );
-            self.observe(Observation::InvokeEnd {
-                request_id: q.request_id,
-                status: f.status.clone(),
-                error_type: Some(f.error_type.clone()),
-                duration_ms,
-            });
         }
         self.begin_teardown(ctx, ShutdownReason::Failure, After::Reinit);
     }
@@ -990,37 +997,34 @@ impl Lifecycle {
         self.emit(ctx.now, Record::RuntimeDone(record));
     }
 
-    #[allow(clippy::too_many_arguments)]
-    fn emit_report(
-        &mut self,
-        ctx: Ctx,
-        request_id: &str,
-        status: Status,
-        error_type: Option<String>,
-        duration_ms: f64,
-        init_duration_ms: Option<f64>,
-        spans: Option<Vec<Span>>,
-        tracing: TraceContext,
-    ) {
+    /// Ends an invocation as Lambda does: its `platform.report` (once every extension is
+    /// done with it, or at once when it failed) and the observation.
+    fn end_invocation(&mut self, ctx: Ctx, e: Ending) {
         self.emit(
             ctx.now,
             Record::Report(Report {
-                request_id: request_id.to_owned(),
-                status: Some(status),
-                error_type,
+                request_id: e.request_id.clone(),
+                status: Some(e.status.clone()),
+                error_type: e.error_type.clone(),
                 metrics: ReportMetrics {
-                    duration_ms,
-                    billed_duration_ms: billed_ms(duration_ms),
+                    duration_ms: e.duration_ms,
+                    billed_duration_ms: billed_ms(e.duration_ms),
                     memory_size_mb: self.cfg.memory_mb,
                     max_memory_used_mb: ctx.memory_peak_mb,
-                    init_duration_ms,
+                    init_duration_ms: e.init_duration_ms,
                     restore_duration_ms: None,
                     billed_restore_duration_ms: None,
                 },
-                spans,
-                tracing: Some(tracing),
+                spans: e.spans,
+                tracing: Some(e.tracing),
             }),
         );
+        self.observe(Observation::InvokeEnd {
+            request_id: e.request_id,
+            status: e.status,
+            error_type: e.error_type,
+            duration_ms: e.duration_ms,
+        });
     }
 
     fn advance_invoke(&mut self, ctx: Ctx) -> bool {
@@ -1045,22 +1049,18 @@ impl Lifecycle {
                 duration_ms: ms_between(runtime_next, end),
             }]
         });
-        self.emit_report(
+        self.end_invocation(
             ctx,
-            &inv.request_id,
-            inv.status.clone(),
-            inv.error_type.clone(),
-            duration_ms,
-            inv.init_duration_ms,
-            spans,
-            inv.tracing.clone(),
+            Ending {
+                request_id: inv.request_id,
+                status: inv.status,
+                error_type: inv.error_type,
+                duration_ms,
+                init_duration_ms: inv.init_duration_ms,
+                spans,
+                tracing: inv.tracing,
+            },
         );
-        self.observe(Observation::InvokeEnd {
-            request_id: inv.request_id,
-            status: inv.status,
-            error_type: inv.error_type,
-            duration_ms,
-        });
         self.phase = PhaseState::Ready;
         true
     }
@@ -1085,22 +1085,18 @@ impl Lifecycle {
             return;
         };
         let duration_ms = ms_between(inv.start, ctx.now);
-        self.emit_report(
+        self.end_invocation(
             ctx,
-            &inv.request_id,
-            status.clone(),
-            Some(error_type.to_owned()),
-            duration_ms,
-            inv.init_duration_ms,
-            None,
-            inv.tracing.clone(),
+            Ending {
+                request_id: inv.request_id,
+                status: status.clone(),
+                error_type: Some(error_type.to_owned()),
+                duration_ms,
+                init_duration_ms: inv.init_duration_ms,
+                spans: None,
+                tracing: inv.tracing,
+            },
         );
-        self.observe(Observation::InvokeEnd {
-            request_id: inv.request_id,
-            status: status.clone(),
-            error_type: Some(error_type.to_owned()),
-            duration_ms,
-        });
         let reason = if status == Status::Timeout { ShutdownReason::Timeout } else { ShutdownReason::Failure };
         self.begin_teardown(ctx, reason, After::Reinit);
     }
