@@ -267,6 +267,9 @@ pub fn smoke(arch: Arch, zip: &Path, apt: &mut Apt) -> Result<()> {
     )?;
     let work = util::target_dir().join("layer").join(format!("smoke-{}", arch.name()));
     let _ = std::fs::remove_dir_all(&work);
+    if util::which("unzip").is_none() {
+        apt.install(&["unzip"], "unzip (unpacks the layer for the smoke test)")?;
+    }
     let unpacked = work.join("opt");
     std::fs::create_dir_all(&unpacked)
         .map_err(|e| Failure::new(format!("cannot create {}: {e}", unpacked.display())))?;
