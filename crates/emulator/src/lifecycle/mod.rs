@@ -1494,11 +1494,7 @@ impl Lifecycle {
                     return;
                 }
                 self.reply(token, Reply::accepted());
-                let parsed: Option<tandem_wire::ErrorRequest> = serde_json::from_slice(&body).ok();
-                let error_type = error_type
-                    .filter(|t| !t.is_empty())
-                    .or_else(|| parsed.as_ref().and_then(|p| p.error_type.clone()))
-                    .unwrap_or_else(|| et::RUNTIME_UNKNOWN.to_owned());
+                let (error_type, parsed) = runtime_error(error_type, &body);
                 let payload =
                     if parsed.is_some() { body } else { error_payload(&error_type, &String::from_utf8_lossy(&body)) };
                 if let Some(inv) = self.invoke.as_mut() {
@@ -1522,11 +1518,7 @@ impl Lifecycle {
                     );
                 }
                 self.reply(token, Reply::accepted());
-                let parsed: Option<tandem_wire::ErrorRequest> = serde_json::from_slice(&body).ok();
-                let error_type = error_type
-                    .filter(|t| !t.is_empty())
-                    .or_else(|| parsed.as_ref().and_then(|p| p.error_type.clone()))
-                    .unwrap_or_else(|| et::RUNTIME_UNKNOWN.to_owned());
+                let (error_type, parsed) = runtime_error(error_type, &body);
                 let message =
                     parsed.and_then(|p| p.error_message).unwrap_or_else(|| String::from_utf8_lossy(&body).into_owned());
                 self.init_failed(status_for(&error_type), &error_type, message);
@@ -1810,6 +1802,17 @@ fn new_trace_header() -> String {
     let id = uuid::Uuid::new_v4().simple().to_string();
     let secs = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
     format!("Root=1-{secs:08x}-{};Parent={};Sampled=0", &id[..24], &id[16..32])
+}
+
+/// The error type of a runtime's `…/error` post: its header, else the body's
+/// `errorType`, else `Runtime.Unknown`; with the body, when it is the usual JSON.
+fn runtime_error(header: Option<String>, body: &[u8]) -> (String, Option<tandem_wire::ErrorRequest>) {
+    let parsed: Option<tandem_wire::ErrorRequest> = serde_json::from_slice(body).ok();
+    let error_type = header
+        .filter(|t| !t.is_empty())
+        .or_else(|| parsed.as_ref().and_then(|p| p.error_type.clone()))
+        .unwrap_or_else(|| et::RUNTIME_UNKNOWN.to_owned());
+    (error_type, parsed)
 }
 
 /// Lambda's rule: timeouts are `timeout`, platform faults (`Sandbox.*`) `failure`,
