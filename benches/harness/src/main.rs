@@ -122,7 +122,7 @@ async fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         _ => {
-            eprintln!("usage: tandem-harness <demo|bench|roundtrip>");
+            eprintln!("usage: tandem-harness <demo [--invocations N] [--out DIR] | bench [--quick] [--out DIR] | throughput [--quick] | roundtrip>");
             ExitCode::from(2)
         }
     }

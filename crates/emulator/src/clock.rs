@@ -44,8 +44,7 @@ impl Default for Clock {
 
 /// Milliseconds between two instants as Lambda reports durations (float, µs precision).
 pub fn ms_between(from: Instant, to: Instant) -> f64 {
-    let us = to.saturating_duration_since(from).as_micros() as f64;
-    (us / 1000.0 * 1000.0).round() / 1000.0
+    to.saturating_duration_since(from).as_micros() as f64 / 1000.0
 }
 
 #[cfg(test)]

@@ -23,6 +23,9 @@ use std::time::{Duration, Instant};
 use tandem_wire::Record;
 use tokio::sync::{mpsc, oneshot, Notify};
 
+/// Observations kept for the library API.
+const OBSERVATIONS_KEPT: usize = 200_000;
+
 /// What an invocation's caller gets back.
 #[derive(Debug, Clone, PartialEq)]
 pub struct InvokeOutcome {
@@ -51,7 +54,8 @@ pub struct Observed {
 /// The observation log shared with the library API.
 #[derive(Default)]
 pub struct Observations {
-    pub log: Mutex<Vec<Observed>>,
+    /// The most recent observations (bounded: `serve` may run for millions of invokes).
+    pub log: Mutex<std::collections::VecDeque<Observed>>,
     pub notify: Notify,
 }
 
@@ -196,7 +200,7 @@ impl Driver {
     async fn input(&mut self, input: Input) {
         let mut queue = vec![input];
         while let Some(input) = queue.pop() {
-            let ctx = Ctx { now: Instant::now(), memory_peak_mb: self.memory.peak_mb() };
+            let ctx = Ctx { now: Instant::now() };
             let actions = self.lc.handle(ctx, input);
             for action in actions {
                 if let Some(more) = self.execute(action).await {
@@ -216,7 +220,10 @@ impl Driver {
             }
         }
         if let Ok(mut log) = self.observations.log.lock() {
-            log.push(Observed { at: now, epoch_ms: self.clock.epoch_ms(now), what });
+            log.push_back(Observed { at: now, epoch_ms: self.clock.epoch_ms(now), what });
+            if log.len() > OBSERVATIONS_KEPT {
+                log.pop_front();
+            }
         }
         self.observations.notify.notify_waiters();
     }
@@ -262,9 +269,10 @@ impl Driver {
             }
             Action::Emit(mut event) => {
                 if let Record::Report(r) = &mut event.record {
-                    // The periodic sampler may not have run during a short invocation.
+                    // Measured now, once per invocation: the periodic sampler may not
+                    // have run during a short one.
                     self.memory.sample_now();
-                    r.metrics.max_memory_used_mb = r.metrics.max_memory_used_mb.max(self.memory.peak_mb());
+                    r.metrics.max_memory_used_mb = self.memory.peak_mb();
                 }
                 if !matches!(event.record, Record::Start(_) | Record::InitStart(_)) {
                     // What the processes wrote before this record goes before it.

@@ -200,9 +200,9 @@ impl Environment {
         self.hub.settle().await;
     }
 
-    /// Every lifecycle observation so far, in order.
+    /// The lifecycle observations so far (the most recent 200,000), in order.
     pub fn observations(&self) -> Vec<Observed> {
-        self.observations.log.lock().map(|l| l.clone()).unwrap_or_default()
+        self.observations.log.lock().map(|l| l.iter().cloned().collect()).unwrap_or_default()
     }
 
     /// Waits for an observation matching `pred` (including past ones), up to `timeout`.
@@ -224,7 +224,7 @@ impl Environment {
         }
     }
 
-    /// Every telemetry delivery attempt so far, in order.
+    /// The telemetry delivery attempts so far (the most recent 100,000), in order.
     pub fn deliveries(&self) -> Vec<Delivery> {
         self.hub.deliveries()
     }

@@ -75,10 +75,6 @@ impl Memory {
         CString::new(p.into_os_string().into_encoded_bytes()).ok()
     }
 
-    pub fn cgroup_dir(&self) -> Option<&Path> {
-        self.cgroup.as_deref()
-    }
-
     /// Tracks a process (and its descendants) for sampling.
     pub fn track(&self, pgid: i32) {
         if let Ok(mut p) = self.pgids.lock() {

@@ -12,7 +12,6 @@ use crate::telemetry::render::Source;
 use crate::telemetry::{Hub, Line, Msg};
 use std::ffi::CString;
 use std::io;
-use std::os::fd::OwnedFd;
 use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::Instant;
@@ -99,11 +98,6 @@ pub fn spawn(spec: &Spec, source: Source, hub: &Hub, clock: Clock, cgroups: &[CS
     let (barrier, barrier_rx) = mpsc::unbounded_channel();
     tokio::spawn(capture(out, err, source, hub.clone(), clock, barrier_rx));
     Ok(Started { child, pid, capture: Capture { barrier } })
-}
-
-/// Converts a raw fd to a pipe receiver (used by tests that capture their own pipes).
-pub fn receiver(fd: OwnedFd) -> io::Result<pipe::Receiver> {
-    pipe::Receiver::from_owned_fd(fd)
 }
 
 struct Stream {

@@ -302,7 +302,6 @@ async fn join_all<F: Future>(futures: Vec<F>) -> Vec<F::Output> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{Level, LogRecord, Source};
     use std::time::Duration;
 
     fn config(dir: &std::path::Path, env: &[(&str, String)]) -> Config {
@@ -320,16 +319,7 @@ mod tests {
     }
 
     fn log(n: usize) -> Item {
-        Item::Log(LogRecord {
-            time_ms: 1_700_000_000_000,
-            observed_ms: 1_700_000_000_000,
-            source: Source::Function,
-            level: Level::Info,
-            request_id: None,
-            message: format!("line {n}"),
-            attributes: serde_json::Map::new(),
-            trace_id: None,
-        })
+        crate::spool::tests::log(n)
     }
 
     fn tempdir() -> std::path::PathBuf {

@@ -441,19 +441,9 @@ impl Queue {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{Level, LogRecord, Source};
 
     fn log(n: usize) -> Arc<Item> {
-        Arc::new(Item::Log(LogRecord {
-            time_ms: 1_700_000_000_000,
-            observed_ms: 1_700_000_000_000,
-            source: Source::Function,
-            level: Level::Info,
-            request_id: None,
-            message: format!("line {n}"),
-            attributes: serde_json::Map::new(),
-            trace_id: None,
-        }))
+        Arc::new(crate::spool::tests::log(n))
     }
 
     fn msg(e: &Entry) -> String {

@@ -324,10 +324,11 @@ fn count_lines(path: &Path) -> io::Result<u64> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::model::{Level, LogRecord, Source};
 
+    /// A log record for the tests of the queue, the spool and the lanes.
     pub(crate) fn log(n: usize) -> Item {
         Item::Log(LogRecord {
             time_ms: 1_700_000_000_000 + n as u64,

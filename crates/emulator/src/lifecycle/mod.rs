@@ -70,8 +70,6 @@ impl LifecycleConfig {
 #[derive(Debug, Clone, Copy)]
 pub struct Ctx {
     pub now: Instant,
-    /// Peak memory of the environment's processes so far, in MB.
-    pub memory_peak_mb: u64,
 }
 
 /// A process of the environment. `generation` counts inits, so that an exit of a
@@ -749,19 +747,7 @@ impl Lifecycle {
             return false;
         };
         let duration_ms = ms_between(init.start, ctx.now);
-        self.emit(
-            ctx.now,
-            Record::InitReport(PhaseReport {
-                initialization_type: Some(InitializationType::OnDemand),
-                phase: Some(init.phase.clone()),
-                status: Status::Success,
-                error_type: None,
-                metrics: Some(PhaseMetrics { duration_ms }),
-                spans: None,
-                tracing: None,
-            }),
-        );
-        self.observe(Observation::InitEnd { status: Status::Success, error_type: None, duration_ms });
+        self.end_init(ctx, &init.phase, Status::Success, None, duration_ms);
         self.phase = PhaseState::Ready;
         match init.attached {
             Some(q) => {
@@ -773,38 +759,39 @@ impl Lifecycle {
         true
     }
 
+    fn emit_init_runtime_done(&mut self, at: Instant, phase: &tm::Phase, status: Status, error_type: Option<String>) {
+        let record = PhaseDone {
+            initialization_type: Some(InitializationType::OnDemand),
+            phase: Some(phase.clone()),
+            status,
+            error_type,
+            spans: None,
+            tracing: None,
+        };
+        self.emit(at, Record::InitRuntimeDone(record));
+    }
+
+    /// Ends an init, however it ended: its `platform.initReport` and the observation.
+    fn end_init(&mut self, ctx: Ctx, phase: &tm::Phase, status: Status, error_type: Option<String>, duration_ms: f64) {
+        let record = PhaseReport {
+            initialization_type: Some(InitializationType::OnDemand),
+            phase: Some(phase.clone()),
+            status: status.clone(),
+            error_type: error_type.clone(),
+            metrics: Some(PhaseMetrics { duration_ms }),
+            spans: None,
+            tracing: None,
+        };
+        self.emit(ctx.now, Record::InitReport(record));
+        self.observe(Observation::InitEnd { status, error_type, duration_ms });
+    }
+
     fn finish_failed_init(&mut self, ctx: Ctx, init: Init, f: Failure) {
         let duration_ms = ms_between(init.start, ctx.now);
         if init.runtime_spawned && !init.runtime_done_emitted {
-            self.emit(
-                ctx.now,
-                Record::InitRuntimeDone(PhaseDone {
-                    initialization_type: Some(InitializationType::OnDemand),
-                    phase: Some(init.phase.clone()),
-                    status: f.status.clone(),
-                    error_type: Some(f.error_type.clone()),
-                    spans: None,
-                    tracing: None,
-                }),
-            );
+            self.emit_init_runtime_done(ctx.now, &init.phase, f.status.clone(), Some(f.error_type.clone()));
         }
-        self.emit(
-            ctx.now,
-            Record::InitReport(PhaseReport {
-                initialization_type: Some(InitializationType::OnDemand),
-                phase: Some(init.phase.clone()),
-                status: f.status.clone(),
-                error_type: Some(f.error_type.clone()),
-                metrics: Some(PhaseMetrics { duration_ms }),
-                spans: None,
-                tracing: None,
-            }),
-        );
-        self.observe(Observation::InitEnd {
-            status: f.status.clone(),
-            error_type: Some(f.error_type.clone()),
-            duration_ms,
-        });
+        self.end_init(ctx, &init.phase, f.status.clone(), Some(f.error_type.clone()), duration_ms);
         if let Some(q) = init.attached {
             // The invocation that waited for this init fails with the init's error.
             let tracing = trace_context(&q.request);
@@ -1010,7 +997,8 @@ impl Lifecycle {
                     duration_ms: e.duration_ms,
                     billed_duration_ms: billed_ms(e.duration_ms),
                     memory_size_mb: self.cfg.memory_mb,
-                    max_memory_used_mb: ctx.memory_peak_mb,
+                    // Measured by the driver as it writes the report (memory is I/O).
+                    max_memory_used_mb: 0,
                     init_duration_ms: e.init_duration_ms,
                     restore_duration_ms: None,
                     billed_restore_duration_ms: None,
@@ -1587,17 +1575,7 @@ impl Lifecycle {
                     _ => None,
                 };
                 if let Some(phase) = phase {
-                    self.emit(
-                        ctx.now,
-                        Record::InitRuntimeDone(PhaseDone {
-                            initialization_type: Some(InitializationType::OnDemand),
-                            phase: Some(phase),
-                            status: Status::Success,
-                            error_type: None,
-                            spans: None,
-                            tracing: None,
-                        }),
-                    );
+                    self.emit_init_runtime_done(ctx.now, &phase, Status::Success, None);
                     self.observe(Observation::RuntimeReady);
                 }
                 self.runtime.parked = Some(token);

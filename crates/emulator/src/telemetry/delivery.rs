@@ -108,7 +108,11 @@ impl Delivery {
     }
 }
 
-pub type DeliveryLog = Arc<Mutex<Vec<Delivery>>>;
+/// The most recent delivery attempts (bounded: `serve` may run for a long time).
+pub type DeliveryLog = Arc<Mutex<std::collections::VecDeque<Delivery>>>;
+
+/// Delivery attempts kept in a [`DeliveryLog`].
+pub const DELIVERIES_KEPT: usize = 100_000;
 
 pub struct Task {
     pub name: String,
@@ -183,7 +187,7 @@ impl Task {
                     conn = None;
                 }
                 if let Ok(mut log) = self.log.lock() {
-                    log.push(Delivery {
+                    log.push_back(Delivery {
                         subscriber: self.name.clone(),
                         batch: batch_no,
                         attempt,
@@ -193,6 +197,9 @@ impl Task {
                         body: if self.record_bodies { body.clone() } else { Bytes::new() },
                         protocol: dest.protocol,
                     });
+                    if log.len() > DELIVERIES_KEPT {
+                        log.pop_front();
+                    }
                 }
                 if ok {
                     if let Ok(mut s) = self.shared.state.lock() {

@@ -135,9 +135,9 @@ impl Hub {
         let _ = self.tx.send(msg);
     }
 
-    /// Every delivery attempt so far, in order.
+    /// The delivery attempts so far (the most recent [`delivery::DELIVERIES_KEPT`]), in order.
     pub fn deliveries(&self) -> Vec<delivery::Delivery> {
-        self.deliveries.lock().map(|d| d.clone()).unwrap_or_default()
+        self.deliveries.lock().map(|d| d.iter().cloned().collect()).unwrap_or_default()
     }
 
     /// The console lines printed so far (the most recent ones).
