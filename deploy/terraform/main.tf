@@ -16,7 +16,7 @@ resource "aws_lambda_layer_version" "tandem" {
   for_each = var.layer_zips
 
   layer_name               = "${var.layer_name}-${each.key}"
-  description              = "tandem Lambda extension (${each.key}, static musl)"
+  description              = "tandem Lambda extension (${each.key}, glibc 2.17 baseline)"
   filename                 = each.value
   source_code_hash         = filebase64sha256(each.value)
   compatible_architectures = [each.key]
