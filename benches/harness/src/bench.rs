@@ -5,6 +5,7 @@
 
 use crate::extension::{self, Subject};
 use crate::stats::Samples;
+use crate::throughput::{self, PlainRow};
 use crate::{roundtrip, Bins};
 use serde_json::json;
 use std::fmt::Write as _;
@@ -244,8 +245,8 @@ pub async fn run(bins: &Bins, out_dir: &Path, opts: Options) -> Result<bool, Str
     }
 
     eprintln!("bench: pipeline throughput (telemetry JSON in, OTLP protobuf out, one core)");
-    for row in crate::throughput::rows(opts.quick)? {
-        rows.push(row.into_row());
+    for row in throughput::rows(opts.quick)? {
+        rows.push(Row::from(row));
     }
 
     eprintln!("bench: emulator invoke round trip ({rt_n} invocations each)");
@@ -332,27 +333,17 @@ fn samples_json(s: &Samples) -> serde_json::Value {
     json!({"median": s.median(), "p99": s.p99()})
 }
 
-/// A row produced elsewhere (the throughput module), in plain values.
-pub struct PlainRow {
-    pub metric: String,
-    pub unit: &'static str,
-    pub tandem: f64,
-    pub baseline: Option<f64>,
-    pub target: Option<f64>,
-    pub json: serde_json::Value,
-}
-
-impl PlainRow {
-    fn into_row(self) -> Row {
+impl From<PlainRow> for Row {
+    fn from(p: PlainRow) -> Row {
         Row {
-            metric: self.metric,
-            unit: self.unit,
-            tandem: fmt(self.tandem),
-            baseline: self.baseline.map_or("—".into(), fmt),
-            ratio: self.baseline.map(|b| self.tandem / b),
-            target: self.target.map_or("—".into(), |t| format!("≥ {}", fmt(t))),
-            met: self.target.map(|t| self.tandem >= t),
-            json: self.json,
+            metric: p.metric,
+            unit: p.unit,
+            tandem: fmt(p.tandem),
+            baseline: p.baseline.map_or("—".into(), fmt),
+            ratio: p.baseline.map(|b| p.tandem / b),
+            target: p.target.map_or("—".into(), |t| format!("≥ {}", fmt(t))),
+            met: p.target.map(|t| p.tandem >= t),
+            json: p.json,
         }
     }
 }

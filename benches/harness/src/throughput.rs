@@ -3,12 +3,21 @@
 //! records/s, next to the `lambda-extension` crate's typed parse of the same bytes
 //! (all that crate does with them).
 
-use crate::bench::PlainRow;
 use crate::stats::Samples;
 use serde_json::json;
 use std::time::Instant;
 use tandem::encode::otlp::Resource;
 use tandem_harness::workload::{batch, tandem_pass};
+
+/// One benchmark row in plain values (the bench module formats it).
+pub struct PlainRow {
+    pub metric: String,
+    pub unit: &'static str,
+    pub tandem: f64,
+    pub baseline: Option<f64>,
+    pub target: Option<f64>,
+    pub json: serde_json::Value,
+}
 
 fn time_runs(runs: usize, mut f: impl FnMut() -> usize) -> Samples {
     let mut v = Vec::with_capacity(runs);

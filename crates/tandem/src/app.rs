@@ -13,8 +13,9 @@
 //!
 //! Never parses, encodes or sends anything itself, and never logs per record.
 
+use crate::clock::{instant_of, now_ms};
 use crate::config::{Config, Problem, SinkKind};
-use crate::delivery::{now_ms, Delivery, FlushKind, LaneOutcome};
+use crate::delivery::{Delivery, FlushKind, LaneOutcome};
 use crate::diag;
 use crate::encode::ndjson;
 use crate::flush::{Decision, FlushPolicy, Mode, INVOKE_DEADLINE_MARGIN};
@@ -110,17 +111,6 @@ impl App {
     }
 }
 
-/// The monotonic instant of an epoch-milliseconds time.
-fn instant_of(epoch_ms: u64) -> Instant {
-    let now = now_ms();
-    let at = Instant::now();
-    if epoch_ms >= now {
-        at + Duration::from_millis(epoch_ms - now)
-    } else {
-        at.checked_sub(Duration::from_millis(now - epoch_ms)).unwrap_or(at)
-    }
-}
-
 impl Shared {
     fn arm(&self, timer: Option<Duration>) {
         self.command(Cmd::Arm(timer));
@@ -178,7 +168,7 @@ impl Shared {
 }
 
 fn log_outcomes(what: &str, outcomes: &[(SinkKind, LaneOutcome)]) {
-    if !diag::enabled(crate::config::LogLevel::Debug) {
+    if !diag::enabled(crate::diag::LogLevel::Debug) {
         return;
     }
     for (kind, o) in outcomes {

@@ -24,6 +24,7 @@
 //! (`[[rules]] kind = "mask"`, …). Environment variables override the file. An empty
 //! variable counts as unset.
 
+use crate::diag::level::LogLevel;
 use crate::encode::emf::{check_dimension_name, EmfOptions, MAX_DIMENSIONS_PER_SET};
 use crate::encode::otlp::{parse_key_values, Protocol, Resource, Signal};
 use crate::flush::{FlushPolicy, Strategy};
@@ -79,42 +80,6 @@ impl SinkKind {
 
     pub fn parse(s: &str) -> Option<SinkKind> {
         SinkKind::ALL.into_iter().find(|k| k.as_str().eq_ignore_ascii_case(s.trim()))
-    }
-}
-
-/// Verbosity of the extension's own diagnostics (`TANDEM_LOG_LEVEL`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub enum LogLevel {
-    Off,
-    Error,
-    Warn,
-    Info,
-    Debug,
-    Trace,
-}
-
-impl LogLevel {
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            LogLevel::Off => "off",
-            LogLevel::Error => "error",
-            LogLevel::Warn => "warn",
-            LogLevel::Info => "info",
-            LogLevel::Debug => "debug",
-            LogLevel::Trace => "trace",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<LogLevel> {
-        Some(match s.trim().to_ascii_lowercase().as_str() {
-            "off" | "none" => LogLevel::Off,
-            "error" => LogLevel::Error,
-            "warn" | "warning" => LogLevel::Warn,
-            "info" => LogLevel::Info,
-            "debug" => LogLevel::Debug,
-            "trace" => LogLevel::Trace,
-            _ => return None,
-        })
     }
 }
 

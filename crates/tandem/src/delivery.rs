@@ -13,6 +13,7 @@
 //! `TANDEM_BATCH_MAX_AGE_MS`; blocking and shutdown flushes send everything. Never
 //! decides *when* to flush (the flush policy does) and never logs per record.
 
+use crate::clock::now_ms;
 use crate::config::{BatchConfig, Config, RetryConfig, SinkKind};
 use crate::diag;
 use crate::flush::Pending;
@@ -25,7 +26,7 @@ use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::task::Poll;
-use std::time::{Instant, SystemTime};
+use std::time::Instant;
 
 /// What kind of flush runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -71,11 +72,6 @@ pub struct Delivery {
     retry: RetryConfig,
     health: Mutex<Health>,
     parse_errors: AtomicU64,
-}
-
-/// Milliseconds since the epoch, now.
-pub fn now_ms() -> u64 {
-    SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
 }
 
 impl Delivery {

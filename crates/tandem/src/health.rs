@@ -11,7 +11,6 @@
 use crate::config::SinkKind;
 use crate::flush::Pending;
 use crate::model::HealthSnapshot;
-use crate::queue::QueueStats;
 use std::collections::BTreeMap;
 
 /// Drop reasons, as they appear in [`HealthSnapshot::dropped`].
@@ -30,6 +29,21 @@ pub mod reason {
     pub const PERMANENT_ERROR: &str = "permanent_error";
     /// Not delivered by the end of SHUTDOWN and written to stdout instead.
     pub const UNDELIVERED_AT_SHUTDOWN: &str = "undelivered_at_shutdown";
+}
+
+/// Counters of one queue, totals since start (kept by the queue, added up here).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct QueueStats {
+    /// Records written to the spool.
+    pub spooled: u64,
+    /// Records accepted by the sink.
+    pub delivered: u64,
+    /// Records the sink rejected permanently.
+    pub rejected: u64,
+    pub dropped_buffer_full: u64,
+    pub dropped_spool_full: u64,
+    /// Spooled lines that could not be read back.
+    pub dropped_spool_corrupt: u64,
 }
 
 /// What one queue contributes to a snapshot.

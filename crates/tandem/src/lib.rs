@@ -41,6 +41,7 @@
 #![forbid(unsafe_code)]
 
 pub mod app;
+pub mod clock;
 pub mod config;
 pub mod delivery;
 pub mod diag;

@@ -23,6 +23,7 @@
 use crate::config::BufferConfig;
 use crate::diag;
 use crate::flush::Pending;
+use crate::health::QueueStats;
 use crate::model::Item;
 use crate::spool::Spool;
 use std::collections::{HashMap, VecDeque};
@@ -51,21 +52,6 @@ impl Entry {
         let size = item.approx_size() as u64;
         Entry { item, size, at_ms, progress: 0, rejected: false, seg: None }
     }
-}
-
-/// Counters of one queue, totals since start.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct QueueStats {
-    /// Records written to the spool.
-    pub spooled: u64,
-    /// Records accepted by the sink.
-    pub delivered: u64,
-    /// Records the sink rejected permanently.
-    pub rejected: u64,
-    pub dropped_buffer_full: u64,
-    pub dropped_spool_full: u64,
-    /// Spooled lines that could not be read back.
-    pub dropped_spool_corrupt: u64,
 }
 
 /// A front batch: copies of the first entries.
@@ -233,7 +219,7 @@ impl Queue {
                 }
                 if a.dropped_records > 0 || !a.written {
                     diag::once(
-                        crate::config::LogLevel::Warn,
+                        crate::diag::LogLevel::Warn,
                         &format!("{}-spool-full", self.name),
                         format_args!(
                             "{}: the spool is full; dropping the oldest records (counted as spool_full)",

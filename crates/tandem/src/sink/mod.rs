@@ -23,8 +23,9 @@ pub mod http;
 pub mod otlp;
 pub mod stdout;
 
-use crate::config::{Config, LogLevel, RetryConfig, SinkKind};
+use crate::config::{Config, RetryConfig, SinkKind};
 use crate::diag;
+use crate::diag::LogLevel;
 use crate::model::Item;
 use crate::queue::Entry;
 use ::http::StatusCode;

@@ -180,7 +180,7 @@ impl OtlpSink {
                 Attempt::Ok => pick.iter().for_each(|&i| batch[i].progress |= b),
                 Attempt::Permanent(reason) => {
                     crate::diag::once(
-                        crate::config::LogLevel::Warn,
+                        crate::diag::LogLevel::Warn,
                         &format!("otlp:{}", signal.as_str()),
                         format_args!(
                             "otlp sink: {reason}; the {} are dropped and counted (permanent_error), not retried",

@@ -4,9 +4,13 @@
 //! repeat. Every line goes through the SDK's [`tandem_sdk::log_line`], so it carries the
 //! `[<extension name>] ` prefix that keeps it out of the extension's own telemetry
 //! intake: it lands in CloudWatch but can never feed back into the pipeline. Never
-//! called per record.
+//! called per record. [`LogLevel`] itself is pure (`level.rs`), so the configuration
+//! can parse it without depending on this I/O module.
 
-use crate::config::LogLevel;
+pub mod level;
+
+pub use level::LogLevel;
+
 use std::collections::HashSet;
 use std::fmt::Display;
 use std::sync::atomic::{AtomicU8, Ordering};
