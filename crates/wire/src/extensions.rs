@@ -17,6 +17,7 @@ open_enum! {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct RegisterRequest {
+    /// The events it wants from `next`.
     #[serde(default)]
     pub events: Vec<EventType>,
     /// Deprecated; Lambda rejects a request that carries it.
@@ -28,10 +29,13 @@ pub struct RegisterRequest {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct RegisterResponse {
+    /// `AWS_LAMBDA_FUNCTION_NAME`.
     #[serde(default)]
     pub function_name: String,
+    /// `AWS_LAMBDA_FUNCTION_VERSION`.
     #[serde(default)]
     pub function_version: String,
+    /// `_HANDLER`.
     #[serde(default)]
     pub handler: String,
     /// Present only when `Lambda-Extension-Accept-Feature: accountId` was sent.
@@ -42,8 +46,10 @@ pub struct RegisterResponse {
 /// `{"type":"X-Amzn-Trace-Id","value":"Root=…"}` in INVOKE events.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct InvokeTracing {
+    /// `X-Amzn-Trace-Id`.
     #[serde(rename = "type")]
     pub kind: String,
+    /// The trace header (`Root=…;Parent=…;Sampled=…`).
     pub value: String,
 }
 
@@ -51,9 +57,13 @@ pub struct InvokeTracing {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct InvokeEvent {
+    /// The invocation's deadline, milliseconds since the epoch.
     pub deadline_ms: u64,
+    /// The invocation's request id.
     pub request_id: String,
+    /// The ARN the function was invoked with.
     pub invoked_function_arn: String,
+    /// The invocation's trace header.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tracing: Option<InvokeTracing>,
 }
@@ -62,7 +72,9 @@ pub struct InvokeEvent {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ShutdownEvent {
+    /// Why the environment shuts down.
     pub shutdown_reason: ShutdownReason,
+    /// When the extension will be killed, milliseconds since the epoch.
     pub deadline_ms: u64,
 }
 
@@ -70,13 +82,16 @@ pub struct ShutdownEvent {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "eventType")]
 pub enum NextEvent {
+    /// An invocation started.
     #[serde(rename = "INVOKE")]
     Invoke(InvokeEvent),
+    /// The environment shuts down.
     #[serde(rename = "SHUTDOWN")]
     Shutdown(ShutdownEvent),
 }
 
 impl NextEvent {
+    /// Which event type this is.
     pub fn event_type(&self) -> EventType {
         match self {
             NextEvent::Invoke(_) => EventType::Invoke,

@@ -12,7 +12,6 @@
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
-#![allow(missing_docs)] // Field-level docs would only restate the Lambda documentation.
 
 mod strings;
 

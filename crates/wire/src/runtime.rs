@@ -3,11 +3,17 @@
 /// The per-invocation values `GET /runtime/invocation/next` sends as headers.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct InvocationContext {
+    /// `Lambda-Runtime-Aws-Request-Id`.
     pub request_id: String,
+    /// `Lambda-Runtime-Deadline-Ms`.
     pub deadline_ms: u64,
+    /// `Lambda-Runtime-Invoked-Function-Arn`.
     pub invoked_function_arn: String,
+    /// `Lambda-Runtime-Trace-Id`.
     pub trace_id: Option<String>,
+    /// `Lambda-Runtime-Client-Context`.
     pub client_context: Option<String>,
+    /// `Lambda-Runtime-Cognito-Identity`.
     pub cognito_identity: Option<String>,
 }
 

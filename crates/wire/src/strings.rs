@@ -7,7 +7,7 @@ macro_rules! open_enum {
         $(#[$meta])*
         #[derive(Debug, Clone, PartialEq, Eq, Hash)]
         pub enum $name {
-            $($(#[$vmeta])* $variant,)+
+            $($(#[$vmeta])* #[doc = concat!("`", $text, "`.")] $variant,)+
             /// A value this version does not know, kept verbatim.
             Other(String),
         }

@@ -19,39 +19,57 @@ pub const LOGS_SCHEMAS: [&str; 2] = ["2020-08-15", "2021-03-18"];
 
 /// Buffering limits (identical for both APIs).
 pub mod limits {
+    /// `maxBytes` when not given.
     pub const MAX_BYTES_DEFAULT: u32 = 262_144;
+    /// Smallest `maxBytes` accepted.
     pub const MAX_BYTES_MIN: u32 = 262_144;
+    /// Largest `maxBytes` accepted.
     pub const MAX_BYTES_MAX: u32 = 1_048_576;
+    /// `maxItems` when not given.
     pub const MAX_ITEMS_DEFAULT: u32 = 10_000;
+    /// Smallest `maxItems` accepted.
     pub const MAX_ITEMS_MIN: u32 = 1_000;
+    /// Largest `maxItems` accepted.
     pub const MAX_ITEMS_MAX: u32 = 10_000;
+    /// `timeoutMs` when not given.
     pub const TIMEOUT_MS_DEFAULT: u32 = 1_000;
+    /// Smallest `timeoutMs` accepted.
     pub const TIMEOUT_MS_MIN: u32 = 25;
+    /// Largest `timeoutMs` accepted.
     pub const TIMEOUT_MS_MAX: u32 = 30_000;
 }
 
 /// Which of the two subscription APIs a request went to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Api {
+    /// The Telemetry API (2022-07-01).
     Telemetry,
+    /// The Logs API (2020-08-15).
     Logs,
 }
 
+/// `buffering` of a subscription request, as sent (checked by validation).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Buffering {
+    /// Most events in one batch.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_items: Option<i64>,
+    /// Most bytes in one batch.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_bytes: Option<i64>,
+    /// Longest a batch waits before it is sent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timeout_ms: Option<i64>,
 }
 
+/// `destination` of a subscription request, as sent.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Destination {
+    /// `HTTP` or `TCP`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub protocol: Option<String>,
+    /// Where to deliver: `http://sandbox.localdomain:PORT/path`.
     #[serde(rename = "URI", default, skip_serializing_if = "Option::is_none")]
     pub uri: Option<String>,
 }
@@ -61,12 +79,16 @@ pub struct Destination {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct SubscribeRequest {
+    /// One of [`TELEMETRY_SCHEMAS`] or [`LOGS_SCHEMAS`].
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub schema_version: Option<String>,
+    /// The categories wanted (`platform`, `function`, `extension`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub types: Option<Vec<String>>,
+    /// Batching limits.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub buffering: Option<Buffering>,
+    /// Where events go.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub destination: Option<Destination>,
 }
@@ -74,28 +96,39 @@ pub struct SubscribeRequest {
 /// Transport of a destination.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Protocol {
+    /// A JSON array per POST.
     Http,
+    /// Newline-delimited JSON on a connection.
     Tcp,
 }
 
 /// A subscription that passed validation, with defaults applied.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Subscription {
+    /// The API it came through.
     pub api: Api,
+    /// The schema version asked for (the Logs API's default when it was absent).
     pub schema_version: String,
+    /// The categories wanted.
     pub types: Vec<TelemetryType>,
+    /// Most events in one batch.
     pub max_items: u32,
+    /// Most bytes in one batch.
     pub max_bytes: u32,
+    /// Longest a batch waits before it is sent.
     pub timeout_ms: u32,
+    /// The destination's transport.
     pub protocol: Protocol,
     /// The URI as given (host `sandbox.localdomain`).
     pub uri: String,
+    /// The destination port on 127.0.0.1.
     pub port: u16,
     /// Path and query, `/` when the URI has none.
     pub path: String,
 }
 
 impl Subscription {
+    /// Whether events of category `t` go to this subscriber.
     pub fn wants(&self, t: &TelemetryType) -> bool {
         self.types.contains(t)
     }
