@@ -5,10 +5,10 @@
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 use std::hint::black_box;
-use tandem::encode::otlp::Resource;
 use tandem::invocation::CorrelatorOptions;
 use tandem::model::Item;
 use tandem::pipeline::Pipeline;
+use tandem::sink::otlp::resource::Resource;
 use tandem_harness::workload::{batch, tandem_pass};
 
 fn resource() -> Resource {
@@ -48,7 +48,7 @@ fn pipeline(c: &mut Criterion) {
         .collect();
     let res = resource();
     g.bench_function("encode_otlp_logs", |b| {
-        b.iter(|| tandem::encode::otlp_logs::encode_logs(&res, logs.iter().copied()).len())
+        b.iter(|| tandem::sink::otlp::logs::encode_logs(&res, logs.iter().copied()).len())
     });
     g.bench_function("encode_ndjson", |b| {
         b.iter(|| {

@@ -6,7 +6,7 @@
 use crate::stats::Samples;
 use serde_json::json;
 use std::time::Instant;
-use tandem::encode::otlp::Resource;
+use tandem::sink::otlp::resource::Resource;
 use tandem_harness::workload::{batch, tandem_pass};
 
 /// One benchmark row in plain values (the bench module formats it).

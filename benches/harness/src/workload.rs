@@ -3,10 +3,13 @@
 //! (`cargo bench -p tandem-harness`).
 
 use serde_json::json;
-use tandem::encode::otlp::{self, Resource};
 use tandem::invocation::CorrelatorOptions;
 use tandem::model::Item;
 use tandem::pipeline::Pipeline;
+use tandem::sink::otlp::encode::encode_protobuf;
+use tandem::sink::otlp::metrics::metrics_request;
+use tandem::sink::otlp::resource::Resource;
+use tandem::sink::otlp::traces::traces_request;
 
 /// A delivery like Lambda's: per invocation a start, `lines` function lines (text in the
 /// runtimes' formats and JSON), a runtimeDone and a report.
@@ -50,7 +53,7 @@ pub fn tandem_pass(body: &[u8], resource: &Resource) -> usize {
         Item::Log(l) => Some(l),
         _ => None,
     });
-    let mut out = tandem::encode::otlp_logs::encode_logs(resource, logs).len();
+    let mut out = tandem::sink::otlp::logs::encode_logs(resource, logs).len();
     let invs: Vec<_> = items
         .iter()
         .filter_map(|i| match i {
@@ -58,7 +61,7 @@ pub fn tandem_pass(body: &[u8], resource: &Resource) -> usize {
             _ => None,
         })
         .collect();
-    out += otlp::encode_protobuf(&otlp::metrics_request(resource, invs.iter().copied())).len();
-    out += otlp::encode_protobuf(&otlp::traces_request(resource, invs.iter().copied())).len();
+    out += encode_protobuf(&metrics_request(resource, invs.iter().copied())).len();
+    out += encode_protobuf(&traces_request(resource, invs.iter().copied())).len();
     out
 }

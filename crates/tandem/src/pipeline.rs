@@ -13,11 +13,11 @@
 //! caller passes the time used for events whose time does not parse). Regexes are
 //! compiled at the first log line, not at start.
 
-use crate::encode::emf::is_emf_document;
 use crate::invocation::{Correlator, CorrelatorOptions};
 use crate::logs;
 use crate::model::{Item, Source};
 use crate::rules::{Rule, Rules};
+use crate::sink::stdout::encode::is_emf_document;
 use std::collections::VecDeque;
 use tandem_wire::telemetry::{LogRecord as WireLog, Record};
 use tandem_wire::Event;

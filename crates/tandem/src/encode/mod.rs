@@ -1,18 +1,14 @@
-//! Encoders: records in, bytes out, one module per wire format.
-//!
-//! - [`ndjson`]: one JSON object per line (the `file` and `http` sinks), plus gzip;
-//! - [`emf`]: CloudWatch Embedded Metric Format documents (the `stdout` sink);
-//! - [`otlp`]: OTLP/HTTP requests for logs, metrics and traces, as protobuf or JSON.
+//! encode: the encoders more than one sink shares: [`ndjson`] (one JSON object per
+//! line, for the `file` and `http` sinks, plus gzip), and the JSON writing primitives
+//! here, used by NDJSON and by the `stdout` sink's EMF encoder. A sink's own encoder
+//! lives in its folder (`sink/stdout/encode.rs`, `sink/otlp/`).
 //!
 //! Everything here is pure: no I/O, no clock, no randomness, no global state, so that
 //! encoders are deterministic, unit-testable byte for byte and benchmarkable. The JSON
 //! encoders append to a caller-provided `Vec<u8>` (reuse it across batches to avoid
 //! reallocating) and write by hand where serde would cost an intermediate value.
 
-pub mod emf;
 pub mod ndjson;
-pub mod otlp;
-pub mod otlp_logs;
 
 use std::fmt;
 

@@ -1,13 +1,18 @@
-//! sink: where records go. Every sink has the same shape: its config (in
-//! [`crate::config`]), a pure encoder (in [`crate::encode`]), a request builder and a
-//! transport in its own module here, and one [`Sink::attempt`]: send a batch once and
-//! classify the outcome as ok, retry or permanent ([`Attempt`]). [`drive`] adds the
-//! retries: exponential backoff with full jitter, within the time the flush has.
+//! sink: where records go. A sink is a folder, `sink/<name>/`, in the same shape: its
+//! settings and their loading (`config.rs`, pure), its encoder (`encode.rs` and the
+//! like, pure; NDJSON is shared, in [`crate::encode::ndjson`]), and in `mod.rs` the
+//! request building and one [`Deliver::attempt`]: send a batch once and classify the
+//! outcome as ok, retry or permanent ([`Attempt`]). [`drive`] adds the retries, for
+//! every sink alike: exponential backoff with full jitter, within the time the flush
+//! has. [`transport`] is the one HTTP client.
 //!
 //! - [`stdout`]: CloudWatch EMF documents (invocations and health), the default;
 //! - [`file`]: NDJSON appended to a file;
 //! - [`http`]: NDJSON POSTed to a URL, optionally gzipped, with custom headers;
 //! - [`otlp`]: OTLP/HTTP logs, metrics and traces.
+//!
+//! Adding a sink: its folder, implementing [`Deliver`], its line in the `sinks!`
+//! list below, and its name in [`SinkKind`] (with its settings in [`Config`]).
 //!
 //! Classification: 2xx is ok; 408, 429, 5xx and transport errors are retried; any other
 //! status is permanent (counted, told once per sink and status, never retried). When
@@ -17,11 +22,11 @@
 //! module commits what an attempt accepted), log per record, or outlive its deadline
 //! (every attempt runs under a timeout and is cancelled at it).
 
-pub mod client;
 pub mod file;
 pub mod http;
 pub mod otlp;
 pub mod stdout;
+pub mod transport;
 
 use crate::config::{Config, RetryConfig, SinkKind};
 use crate::diag;
@@ -29,6 +34,7 @@ use crate::diag::LogLevel;
 use crate::model::Item;
 use crate::queue::Entry;
 use ::http::StatusCode;
+use std::future::Future;
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -38,12 +44,18 @@ pub enum Attempt {
     /// Accepted (entries a sink rejected in part are marked `rejected`).
     Ok,
     /// Failed for now; `after` is the server's `Retry-After`, when it gave one.
-    Retry { reason: String, after: Option<Duration> },
+    Retry {
+        /// Why, for the diagnostics.
+        reason: String,
+        /// The server's `Retry-After`.
+        after: Option<Duration>,
+    },
     /// Rejected for good: retrying cannot help.
     Permanent(String),
 }
 
 impl Attempt {
+    /// A retry without a server-given wait.
     pub fn retry(reason: impl Into<String>) -> Attempt {
         Attempt::Retry { reason: reason.into(), after: None }
     }
@@ -58,15 +70,19 @@ pub fn classify(status: StatusCode) -> Class {
     }
 }
 
+/// The three ways an answer is handled.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Class {
+    /// Accepted.
     Ok,
+    /// Worth another attempt.
     Retry,
+    /// Retrying cannot help.
     Permanent,
 }
 
 /// An answer as an [`Attempt`]; `what` names the request in messages.
-pub fn judge(what: &str, answer: &client::Answer) -> Attempt {
+pub fn judge(what: &str, answer: &transport::Answer) -> Attempt {
     match classify(answer.status) {
         Class::Ok => Attempt::Ok,
         Class::Retry => {
@@ -94,60 +110,83 @@ pub fn backoff(cfg: &RetryConfig, retry: u32) -> Duration {
     Duration::from_millis(fastrand::u64(0..=ms))
 }
 
-/// A sink. See the module documentation.
-pub enum Sink {
-    Stdout(stdout::StdoutSink),
-    File(file::FileSink),
-    Http(http::HttpSink),
-    Otlp(otlp::OtlpSink),
-}
+/// What every sink implements. [`Sink`] dispatches to it with a `match`: no `dyn`, no
+/// boxed future per attempt.
+pub trait Deliver: Sized {
+    /// Builds the sink from the configuration. `instance` is the execution environment's
+    /// id once `platform.initStart` told it (the OTLP resource's `faas.instance`).
+    fn build(config: &Config, instance: &Arc<OnceLock<String>>) -> Result<Self, String>;
 
-impl Sink {
-    /// Builds the sink of `kind` from the configuration. `instance` is the execution
-    /// environment's id once `platform.initStart` told it (the OTLP resource's
-    /// `faas.instance`).
-    pub fn new(kind: SinkKind, config: &Config, instance: Arc<OnceLock<String>>) -> Result<Sink, String> {
-        Ok(match kind {
-            SinkKind::Stdout => Sink::Stdout(stdout::StdoutSink::new(config.emf.clone())),
-            SinkKind::File => Sink::File(file::FileSink::new(config.file.path.clone())),
-            SinkKind::Http => Sink::Http(http::HttpSink::new(&config.http)?),
-            SinkKind::Otlp => Sink::Otlp(otlp::OtlpSink::new(&config.otlp, config.resource.clone(), instance)?),
-        })
-    }
-
-    pub fn kind(&self) -> SinkKind {
-        match self {
-            Sink::Stdout(_) => SinkKind::Stdout,
-            Sink::File(_) => SinkKind::File,
-            Sink::Http(_) => SinkKind::Http,
-            Sink::Otlp(_) => SinkKind::Otlp,
-        }
-    }
-
-    /// Whether a sink of `kind` takes `item` at all (stdout writes metrics only: the
-    /// function's log lines are in CloudWatch already).
-    pub fn accepts(kind: SinkKind, item: &Item) -> bool {
-        !(kind == SinkKind::Stdout && matches!(item, Item::Log(_)))
+    /// Whether this sink takes `item` at all.
+    fn accepts(_item: &Item) -> bool {
+        true
     }
 
     /// The longest one attempt may take.
-    fn attempt_timeout(&self) -> Duration {
-        match self {
-            Sink::Stdout(_) | Sink::File(_) => Duration::from_secs(5),
-            Sink::Http(_) => http::REQUEST_TIMEOUT,
-            Sink::Otlp(s) => s.timeout(),
-        }
-    }
+    fn attempt_timeout(&self) -> Duration;
 
-    /// Sends `batch` once.
-    pub async fn attempt(&mut self, batch: &mut [Entry]) -> Attempt {
-        match self {
-            Sink::Stdout(s) => s.attempt(batch),
-            Sink::File(s) => s.attempt(batch),
-            Sink::Http(s) => s.attempt(batch).await,
-            Sink::Otlp(s) => s.attempt(batch).await,
+    /// Sends `batch` once; marks what it accepted in part (OTLP's per-signal progress)
+    /// or rejected for good in the entries.
+    fn attempt(&mut self, batch: &mut [Entry]) -> impl Future<Output = Attempt> + Send;
+}
+
+/// The sink list: one line per sink (its [`SinkKind`] variant and its type). Generates
+/// [`Sink`] and its dispatch.
+macro_rules! sinks {
+    ($($kind:ident => $ty:ty),+ $(,)?) => {
+        /// A sink. See the module documentation.
+        pub enum Sink {
+            $(
+                #[doc = concat!("The `", stringify!($kind), "` sink.")]
+                $kind($ty),
+            )+
         }
-    }
+
+        impl Sink {
+            /// Builds the sink of `kind` from the configuration (see [`Deliver::build`]).
+            pub fn new(kind: SinkKind, config: &Config, instance: Arc<OnceLock<String>>) -> Result<Sink, String> {
+                Ok(match kind {
+                    $(SinkKind::$kind => Sink::$kind(<$ty as Deliver>::build(config, &instance)?),)+
+                })
+            }
+
+            /// Which sink this is.
+            pub fn kind(&self) -> SinkKind {
+                match self {
+                    $(Sink::$kind(_) => SinkKind::$kind,)+
+                }
+            }
+
+            /// Whether a sink of `kind` takes `item` at all (stdout writes metrics only:
+            /// the function's log lines are in CloudWatch already).
+            pub fn accepts(kind: SinkKind, item: &Item) -> bool {
+                match kind {
+                    $(SinkKind::$kind => <$ty as Deliver>::accepts(item),)+
+                }
+            }
+
+            /// The longest one attempt may take.
+            fn attempt_timeout(&self) -> Duration {
+                match self {
+                    $(Sink::$kind(s) => s.attempt_timeout(),)+
+                }
+            }
+
+            /// Sends `batch` once.
+            pub async fn attempt(&mut self, batch: &mut [Entry]) -> Attempt {
+                match self {
+                    $(Sink::$kind(s) => Deliver::attempt(s, batch).await,)+
+                }
+            }
+        }
+    };
+}
+
+sinks! {
+    Stdout => stdout::StdoutSink,
+    File => file::FileSink,
+    Http => http::HttpSink,
+    Otlp => otlp::OtlpSink,
 }
 
 /// How [`drive`] ended.
@@ -228,7 +267,7 @@ mod tests {
 
     #[test]
     fn answers_become_attempts_with_a_short_reason() {
-        let a = client::Answer {
+        let a = transport::Answer {
             status: StatusCode::BAD_REQUEST,
             retry_after: None,
             body: bytes::Bytes::from("bad\nfield\n".repeat(100)),
@@ -240,7 +279,7 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
-        let a = client::Answer {
+        let a = transport::Answer {
             status: StatusCode::TOO_MANY_REQUESTS,
             retry_after: Some(Duration::from_secs(2)),
             body: bytes::Bytes::new(),

@@ -8,12 +8,20 @@
 //! CloudWatch already. A batch is one write. What it prints comes back through the
 //! Telemetry API as `extension` lines; the pipeline recognises and drops them.
 
-use super::Attempt;
-use crate::encode::emf::{self, EmfOptions};
+pub mod config;
+pub mod encode;
+
+use super::{Attempt, Deliver};
+use crate::config::Config;
 use crate::model::{HealthSnapshot, Item};
 use crate::queue::Entry;
+use encode::{self as emf, EmfOptions};
+use std::future::Future;
 use std::io::{self, Write};
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
 
+/// The `stdout` sink.
 pub struct StdoutSink {
     opts: EmfOptions,
     /// The last health snapshot written, for the counters' deltas.
@@ -22,6 +30,7 @@ pub struct StdoutSink {
 }
 
 impl StdoutSink {
+    /// A sink writing with `opts`.
     pub fn new(opts: EmfOptions) -> StdoutSink {
         StdoutSink { opts, last_health: None, buf: Vec::new() }
     }
@@ -43,6 +52,7 @@ impl StdoutSink {
         previous
     }
 
+    /// Writes the documents of the batch in one write.
     pub fn attempt(&mut self, batch: &mut [Entry]) -> Attempt {
         let last = self.render(batch);
         if self.buf.is_empty() {
@@ -58,6 +68,25 @@ impl StdoutSink {
             Err(e) if e.kind() == io::ErrorKind::BrokenPipe => Attempt::Permanent(format!("stdout is closed: {e}")),
             Err(e) => Attempt::retry(format!("cannot write to stdout: {e}")),
         }
+    }
+}
+
+impl Deliver for StdoutSink {
+    fn build(config: &Config, _instance: &Arc<OnceLock<String>>) -> Result<Self, String> {
+        Ok(StdoutSink::new(config.emf.clone()))
+    }
+
+    /// Metrics only: the function's log lines are in CloudWatch already.
+    fn accepts(item: &Item) -> bool {
+        !matches!(item, Item::Log(_))
+    }
+
+    fn attempt_timeout(&self) -> Duration {
+        Duration::from_secs(5)
+    }
+
+    fn attempt(&mut self, batch: &mut [Entry]) -> impl Future<Output = Attempt> + Send {
+        std::future::ready(StdoutSink::attempt(self, batch))
     }
 }
 
@@ -81,7 +110,7 @@ mod tests {
         let docs: Vec<serde_json::Value> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
         assert_eq!(docs.len(), 3);
         assert!(docs.iter().all(|d| d.get("_aws").is_some()));
-        assert!(text.lines().all(crate::encode::emf::is_emf_document));
+        assert!(text.lines().all(encode::is_emf_document));
         assert_eq!(docs[0]["requestId"], "r-1");
         assert_eq!(docs[1]["RecordsIn"], 10);
         assert_eq!(docs[2]["RecordsIn"], 15, "a delta against the previous snapshot");

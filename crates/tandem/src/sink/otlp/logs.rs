@@ -1,18 +1,78 @@
-//! encode::otlp_logs: OTLP logs in protobuf, written straight from the pipeline's
-//! records. Pure: records in, bytes out.
+//! sink::otlp::logs: log records as OTLP logs: [`logs_request`] builds the
+//! `opentelemetry-proto` request (the JSON protocol uses it), and [`encode_logs`] writes
+//! the same request straight to protobuf. Pure: records in, bytes out.
 //!
-//! Hand-written because it is the hot path of the otlp sink: building the
-//! `opentelemetry-proto` structs first (as [`super::otlp::logs_request`] does, which the
-//! JSON protocol still uses) copies every message and attribute into new heap objects
-//! only to encode and drop them, which cost more than the encoding itself. The output is
-//! byte-for-byte what prost writes for the same request (the tests decode and compare),
-//! and field numbers come from `opentelemetry/proto/logs/v1/logs.proto` and
+//! The direct writer exists because it is the hot path of the otlp sink: building the
+//! `opentelemetry-proto` structs first copies every message and attribute into new heap
+//! objects only to encode and drop them, which cost more than the encoding itself. Its
+//! output is byte-for-byte what prost writes for the same request (the tests decode and
+//! compare), and field numbers come from `opentelemetry/proto/logs/v1/logs.proto` and
 //! `common/v1/common.proto`.
 
-use super::otlp::{span_id_for, trace_id_for, Resource, LOG_SOURCE_ATTRIBUTE};
-use crate::model::LogRecord;
+use super::encode::{any_value, kv, ms_to_ns, scope, string};
+use super::ids::{span_id_for, trace_id_for};
+use super::resource::Resource;
+use crate::model::{Level, LogRecord};
+use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
+use opentelemetry_proto::tonic::logs::v1::{LogRecord as OtlpLog, ResourceLogs, ScopeLogs};
 use prost::Message;
 use serde_json::Value;
+
+/// Attribute naming the log's writer: `function` or `extension`.
+pub const LOG_SOURCE_ATTRIBUTE: &str = "aws.lambda.log.source";
+
+/// One OTLP log record: severity number and text, string body, event and observed times,
+/// attributes `faas.invocation_id` (request id), [`LOG_SOURCE_ATTRIBUTE`] and the record's
+/// own attributes; trace id (X-Ray's, else derived from the request id) and span id (the
+/// invocation span's, see [`span_id_for`]) when the request id is known.
+pub fn log_record(rec: &LogRecord) -> OtlpLog {
+    let mut attributes = Vec::with_capacity(rec.attributes.len() + 2);
+    if let Some(id) = &rec.request_id {
+        attributes.push(kv("faas.invocation_id", string(id)));
+    }
+    attributes.push(kv(LOG_SOURCE_ATTRIBUTE, string(rec.source.as_str())));
+    for (k, v) in &rec.attributes {
+        attributes.push(kv(k, any_value(v)));
+    }
+    let (trace_id, span_id) = match &rec.request_id {
+        Some(id) => (trace_id_for(id, rec.trace_id.as_deref()).to_vec(), span_id_for(id, "invocation").to_vec()),
+        None => (Vec::new(), Vec::new()),
+    };
+    let level: Level = rec.level;
+    OtlpLog {
+        time_unix_nano: ms_to_ns(rec.time_ms),
+        observed_time_unix_nano: ms_to_ns(rec.observed_ms),
+        severity_number: level.severity_number(),
+        severity_text: level.severity_text().to_owned(),
+        body: Some(string(&rec.message)),
+        attributes,
+        dropped_attributes_count: 0,
+        flags: 0,
+        trace_id,
+        span_id,
+        event_name: String::new(),
+    }
+}
+
+/// An export request holding `records` under `resource`.
+pub fn logs_request<'a>(
+    resource: &Resource,
+    records: impl IntoIterator<Item = &'a LogRecord>,
+) -> ExportLogsServiceRequest {
+    ExportLogsServiceRequest {
+        resource_logs: vec![ResourceLogs {
+            resource: Some(resource.to_proto()),
+            scope_logs: vec![ScopeLogs {
+                scope: Some(scope()),
+                log_records: records.into_iter().map(log_record).collect(),
+                schema_url: String::new(),
+            }],
+            schema_url: String::new(),
+        }],
+    }
+}
+
+// ----- The direct protobuf writer ---------------------------------------------------------
 
 // Wire types.
 const VARINT: u8 = 0;
@@ -208,7 +268,7 @@ fn put_record(out: &mut Vec<u8>, rec: &LogRecord, ids: &Option<Ids>) {
 }
 
 /// `ExportLogsServiceRequest` with `records` under `resource`, as protobuf: the same
-/// request as [`super::otlp::logs_request`], without building it first.
+/// request as [`logs_request`], without building it first.
 pub fn encode_logs<'a>(resource: &Resource, records: impl IntoIterator<Item = &'a LogRecord>) -> Vec<u8> {
     let records: Vec<(&LogRecord, Option<Ids>, usize)> = records
         .into_iter()
@@ -219,8 +279,8 @@ pub fn encode_logs<'a>(resource: &Resource, records: impl IntoIterator<Item = &'
         })
         .collect();
     // Resource and scope are small and once per request: prost encodes them.
-    let resource = super::otlp::resource_proto(resource).encode_to_vec();
-    let scope = super::otlp::scope_proto().encode_to_vec();
+    let resource = resource.to_proto().encode_to_vec();
+    let scope = scope().encode_to_vec();
     let scope_logs_len =
         len_field_len(1, scope.len()) + records.iter().map(|(_, _, l)| len_field_len(2, *l)).sum::<usize>();
     let resource_logs_len = len_field_len(1, resource.len()) + len_field_len(2, scope_logs_len);
@@ -240,6 +300,7 @@ pub fn encode_logs<'a>(resource: &Resource, records: impl IntoIterator<Item = &'
 mod tests {
     use super::*;
     use crate::model::{Level, Source};
+    use crate::sink::otlp::encode::encode_protobuf;
     use serde_json::json;
 
     fn record(i: u64, attributes: serde_json::Map<String, Value>) -> LogRecord {
@@ -280,12 +341,9 @@ mod tests {
             _ => None,
         });
         let ours = encode_logs(&resource, &records);
-        let theirs = super::super::otlp::encode_protobuf(&super::super::otlp::logs_request(&resource, &records));
+        let theirs = encode_protobuf(&logs_request(&resource, &records));
         assert_eq!(ours, theirs, "byte-for-byte equal to prost's encoding");
-        assert_eq!(
-            encode_logs(&resource, &[]),
-            super::super::otlp::encode_protobuf(&super::super::otlp::logs_request(&resource, &[]))
-        );
+        assert_eq!(encode_logs(&resource, &[]), encode_protobuf(&logs_request(&resource, &[])));
     }
 
     #[test]

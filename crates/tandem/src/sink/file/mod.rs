@@ -3,13 +3,20 @@
 //! open, reopened after an error. A batch is one `write`; the file is opened in append
 //! mode, so concurrent writers never interleave within a line.
 
-use super::Attempt;
+pub mod config;
+
+use super::{Attempt, Deliver};
+use crate::config::Config;
 use crate::encode::ndjson;
 use crate::queue::Entry;
 use std::fs::{self, File, OpenOptions};
+use std::future::Future;
 use std::io::Write;
 use std::path::PathBuf;
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
 
+/// The `file` sink.
 pub struct FileSink {
     path: PathBuf,
     file: Option<File>,
@@ -17,6 +24,7 @@ pub struct FileSink {
 }
 
 impl FileSink {
+    /// A sink appending to `path` (opened at the first batch).
     pub fn new(path: PathBuf) -> FileSink {
         FileSink { path, file: None, buf: Vec::new() }
     }
@@ -28,6 +36,7 @@ impl FileSink {
         OpenOptions::new().create(true).append(true).open(&self.path)
     }
 
+    /// Appends the batch in one write.
     pub fn attempt(&mut self, batch: &mut [Entry]) -> Attempt {
         self.buf.clear();
         ndjson::encode_batch(batch.iter().map(|e| &*e.item), &mut self.buf);
@@ -46,6 +55,20 @@ impl FileSink {
             }
             Err(e) => Attempt::retry(format!("cannot write to {}: {e}", self.path.display())),
         }
+    }
+}
+
+impl Deliver for FileSink {
+    fn build(config: &Config, _instance: &Arc<OnceLock<String>>) -> Result<Self, String> {
+        Ok(FileSink::new(config.file.path.clone()))
+    }
+
+    fn attempt_timeout(&self) -> Duration {
+        Duration::from_secs(5)
+    }
+
+    fn attempt(&mut self, batch: &mut [Entry]) -> impl Future<Output = Attempt> + Send {
+        std::future::ready(FileSink::attempt(self, batch))
     }
 }
 

@@ -1,8 +1,8 @@
-//! sink::client: the HTTP transport of the `http` and `otlp` sinks. One keep-alive
+//! sink::transport: the HTTP transport of the `http` and `otlp` sinks. One keep-alive
 //! HTTP/1.1 connection per destination (hyper's client connection, no pool), plain TCP
 //! or TLS.
 //!
-//! Owns URL parsing into a destination ([`Endpoint`]), connecting, TLS (rustls with the
+//! Owns connecting (to a destination [`url`] parsed), TLS (rustls with the
 //! ring provider and the webpki roots, built at the first `https` connection, never at
 //! start; only with the `tls` feature), and reading the answer. It never retries a
 //! request that may have been sent (the caller decides, with its backoff); it only
@@ -10,8 +10,12 @@
 //! cancelled half-way (its future dropped at a deadline) takes its connection with it,
 //! since nobody knows what state that connection is in.
 
+pub mod url;
+
+use url::Endpoint;
+
 use bytes::Bytes;
-use http::{HeaderMap, HeaderValue, Request, StatusCode, Uri};
+use http::{HeaderMap, HeaderValue, Request, StatusCode};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::client::conn::http1::{self, SendRequest};
 use hyper_util::rt::TokioIo;
@@ -21,51 +25,6 @@ use tokio::net::TcpStream;
 /// Answers are read up to this size (to keep the connection reusable); the rest is
 /// left unread and the connection dropped.
 const MAX_ANSWER_BYTES: usize = 64 * 1024;
-
-/// Where requests go: a parsed `http://` or `https://` URL.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Endpoint {
-    pub https: bool,
-    pub host: String,
-    pub port: u16,
-    /// `Host` header value.
-    pub authority: String,
-    /// Path and query, `/` at least.
-    pub path: String,
-}
-
-impl Endpoint {
-    /// Parses an absolute http(s) URL. Userinfo is refused (credentials belong in
-    /// headers), and so is `https` when the binary was built without TLS.
-    pub fn parse(url: &str) -> Result<Endpoint, String> {
-        let uri: Uri = url.trim().parse().map_err(|e| format!("is not a valid URL ({e})"))?;
-        let https = match uri.scheme_str() {
-            Some("http") => false,
-            Some("https") => true,
-            _ => return Err("is not an http:// or https:// URL".into()),
-        };
-        if https && !cfg!(feature = "tls") {
-            return Err("is https, but this build of tandem has no TLS support (feature `tls`)".into());
-        }
-        let authority = uri.authority().ok_or("has no host")?;
-        if authority.as_str().contains('@') {
-            return Err("carries credentials in the URL; put them in a header instead".into());
-        }
-        let host = authority.host().trim_start_matches('[').trim_end_matches(']').to_owned();
-        if host.is_empty() {
-            return Err("has no host".into());
-        }
-        let port = authority.port_u16().unwrap_or(if https { 443 } else { 80 });
-        let path = uri.path_and_query().map_or("/".to_owned(), |p| p.as_str().to_owned());
-        let path = if path.is_empty() { "/".to_owned() } else { path };
-        Ok(Endpoint { https, host, port, authority: authority.as_str().to_owned(), path })
-    }
-
-    /// Whether two endpoints can share a connection.
-    pub fn same_origin(&self, other: &Endpoint) -> bool {
-        self.https == other.https && self.host == other.host && self.port == other.port
-    }
-}
 
 /// An answer: its status, `Retry-After` in seconds when given, and (the start of) its body.
 #[derive(Debug)]
@@ -251,28 +210,6 @@ mod tls {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn endpoints_parse_with_default_ports_and_paths() {
-        let e = Endpoint::parse("http://127.0.0.1:4318/v1/logs").unwrap();
-        assert_eq!((e.https, e.host.as_str(), e.port, e.path.as_str()), (false, "127.0.0.1", 4318, "/v1/logs"));
-        assert_eq!(e.authority, "127.0.0.1:4318");
-        let e = Endpoint::parse("http://collector").unwrap();
-        assert_eq!((e.port, e.path.as_str()), (80, "/"));
-        let e = Endpoint::parse("http://[::1]:9000/in?x=1").unwrap();
-        assert_eq!((e.host.as_str(), e.path.as_str()), ("::1", "/in?x=1"));
-        assert!(Endpoint::parse("ftp://h/x").is_err());
-        assert!(Endpoint::parse("http://user:pw@h/x").unwrap_err().contains("credentials"));
-        assert!(Endpoint::parse("not a url").is_err());
-        let a = Endpoint::parse("http://h:1/a").unwrap();
-        assert!(a.same_origin(&Endpoint::parse("http://h:1/b").unwrap()));
-        assert!(!a.same_origin(&Endpoint::parse("http://h:2/a").unwrap()));
-        if cfg!(feature = "tls") {
-            assert_eq!(Endpoint::parse("https://logs.example.com/in").unwrap().port, 443);
-        } else {
-            assert!(Endpoint::parse("https://logs.example.com/in").is_err());
-        }
-    }
 
     #[test]
     fn headers_override_defaults() {

@@ -11,15 +11,26 @@
 //! marks its records rejected; the other signals still go. One connection per distinct
 //! origin, shared by the signals that use it.
 
-use super::client::{self, Client, Endpoint};
-use super::{judge, Attempt};
-use crate::config::OtlpConfig;
+pub mod config;
+pub mod encode;
+pub mod ids;
+pub mod logs;
+pub mod metrics;
+pub mod resource;
+pub mod traces;
+
+use super::transport::url::{redact_url, Endpoint};
+use super::transport::{self, Client};
+use super::{judge, Attempt, Deliver};
+use crate::config::Config;
 use crate::encode::ndjson;
-use crate::encode::otlp::{self as enc, Protocol, Resource, Signal};
 use crate::model::Item;
 use crate::queue::Entry;
 use bytes::Bytes;
+use config::OtlpConfig;
+use encode::{Protocol, Signal};
 use http::HeaderMap;
+use resource::Resource;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
@@ -31,6 +42,7 @@ struct Target {
     what: String,
 }
 
+/// The `otlp` sink.
 pub struct OtlpSink {
     protocol: Protocol,
     gzip: bool,
@@ -61,14 +73,15 @@ fn produces(item: &Item, signal: Signal) -> bool {
 }
 
 impl OtlpSink {
+    /// A sink exporting to the endpoints of `cfg` under `resource`; `instance` fills
+    /// `faas.instance` once known.
     pub fn new(cfg: &OtlpConfig, resource: Resource, instance: Arc<OnceLock<String>>) -> Result<OtlpSink, String> {
         let mut targets: Vec<Target> = Vec::new();
         let mut clients: Vec<Client> = Vec::new();
         for signal in Signal::ALL {
             let c = cfg.signal(signal);
-            let endpoint = Endpoint::parse(&c.endpoint).map_err(|e| {
-                format!("the OTLP {} endpoint {:?} {e}", signal.as_str(), crate::config::redact_url(&c.endpoint))
-            })?;
+            let endpoint = Endpoint::parse(&c.endpoint)
+                .map_err(|e| format!("the OTLP {} endpoint {:?} {e}", signal.as_str(), redact_url(&c.endpoint)))?;
             let client = match targets.iter().find(|t| t.endpoint.same_origin(&endpoint)) {
                 Some(t) => t.client,
                 None => {
@@ -78,9 +91,9 @@ impl OtlpSink {
             };
             targets.push(Target {
                 signal,
-                what: format!("POST {}", crate::config::redact_url(&c.endpoint)),
+                what: format!("POST {}", redact_url(&c.endpoint)),
                 endpoint,
-                headers: client::header_map(&c.headers),
+                headers: transport::header_map(&c.headers),
                 client,
             });
         }
@@ -96,6 +109,7 @@ impl OtlpSink {
         })
     }
 
+    /// The per-request timeout (`OTEL_EXPORTER_OTLP_TIMEOUT`).
     pub fn timeout(&self) -> Duration {
         self.timeout
     }
@@ -110,8 +124,8 @@ impl OtlpSink {
                 });
                 match self.protocol {
                     // The hot path: written straight from the records.
-                    enc::Protocol::HttpProtobuf => crate::encode::otlp_logs::encode_logs(&self.resource, logs),
-                    enc::Protocol::HttpJson => enc::encode_json(&enc::logs_request(&self.resource, logs)),
+                    Protocol::HttpProtobuf => logs::encode_logs(&self.resource, logs),
+                    Protocol::HttpJson => encode::encode_json(&logs::logs_request(&self.resource, logs)),
                 }
             }
             Signal::Metrics => {
@@ -119,10 +133,10 @@ impl OtlpSink {
                     Item::Invocation(inv) => Some(&**inv),
                     _ => None,
                 });
-                let mut req = enc::metrics_request(&self.resource, invocations);
+                let mut req = metrics::metrics_request(&self.resource, invocations);
                 let health: Vec<_> = items()
                     .filter_map(|i| match i {
-                        Item::Health(h) => Some(enc::health_metrics(h)),
+                        Item::Health(h) => Some(metrics::health_metrics(h)),
                         _ => None,
                     })
                     .flatten()
@@ -137,12 +151,22 @@ impl OtlpSink {
                     Item::Invocation(inv) => Some(&**inv),
                     _ => None,
                 });
-                self.protocol.encode(&enc::traces_request(&self.resource, invocations))
+                self.protocol.encode(&traces::traces_request(&self.resource, invocations))
             }
         }
     }
+}
 
-    pub async fn attempt(&mut self, batch: &mut [Entry]) -> Attempt {
+impl Deliver for OtlpSink {
+    fn build(config: &Config, instance: &Arc<OnceLock<String>>) -> Result<Self, String> {
+        OtlpSink::new(&config.otlp, config.resource.clone(), instance.clone())
+    }
+
+    fn attempt_timeout(&self) -> Duration {
+        self.timeout
+    }
+
+    async fn attempt(&mut self, batch: &mut [Entry]) -> Attempt {
         if !self.instance_set {
             if let Some(id) = self.instance.get() {
                 self.resource.set_instance(id);
@@ -169,7 +193,8 @@ impl OtlpSink {
             };
             let target = &self.targets[t];
             let outcome =
-                match client::post(&target.endpoint, self.protocol.content_type(), self.gzip, &target.headers, body) {
+                match transport::post(&target.endpoint, self.protocol.content_type(), self.gzip, &target.headers, body)
+                {
                     Err(e) => Attempt::Permanent(e),
                     Ok(req) => match self.clients[target.client].send(req).await {
                         Ok(answer) => judge(&target.what, &answer),
@@ -202,40 +227,4 @@ impl OtlpSink {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::model::{HealthSnapshot, Invocation, Level, LogRecord, Source};
-
-    #[test]
-    fn records_produce_their_signals() {
-        let log = Item::Log(LogRecord {
-            time_ms: 1,
-            observed_ms: 1,
-            source: Source::Function,
-            level: Level::Info,
-            request_id: None,
-            message: "m".into(),
-            attributes: serde_json::Map::new(),
-            trace_id: None,
-        });
-        let inv = Item::from(Invocation::default());
-        let health = Item::from(HealthSnapshot::default());
-        assert!(produces(&log, Signal::Logs) && !produces(&log, Signal::Metrics) && !produces(&log, Signal::Traces));
-        assert!(!produces(&inv, Signal::Logs) && produces(&inv, Signal::Metrics) && produces(&inv, Signal::Traces));
-        assert!(produces(&health, Signal::Metrics) && !produces(&health, Signal::Traces));
-    }
-
-    #[tokio::test]
-    async fn an_unreachable_collector_is_a_retry_and_keeps_progress_clear() {
-        let cfg = crate::config::Config::load_with(
-            |k| (k == "OTEL_EXPORTER_OTLP_ENDPOINT").then(|| "http://127.0.0.1:1".to_owned()),
-            |_| Err(std::io::Error::from(std::io::ErrorKind::NotFound)),
-        )
-        .0;
-        let mut sink = OtlpSink::new(&cfg.otlp, cfg.resource.clone(), Arc::default()).unwrap();
-        assert_eq!(sink.clients.len(), 1, "one origin, one connection");
-        let mut batch = vec![Entry::new(Arc::new(Item::from(Invocation::default())), 1)];
-        assert!(matches!(sink.attempt(&mut batch).await, Attempt::Retry { .. }));
-        assert_eq!(batch[0].progress, 0);
-    }
-}
+mod tests;

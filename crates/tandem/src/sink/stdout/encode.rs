@@ -1,5 +1,5 @@
-//! CloudWatch Embedded Metric Format (EMF): one JSON document per line, written to the
-//! extension's stdout, from which CloudWatch Logs extracts metrics.
+//! sink::stdout::encode: CloudWatch Embedded Metric Format (EMF): one JSON document per
+//! line, written to the extension's stdout, from which CloudWatch Logs extracts metrics.
 //!
 //! Owns the EMF rendering of [`Invocation`] (namespace from [`EmfOptions::namespace`])
 //! and of [`HealthSnapshot`] (namespace [`EmfOptions::health_namespace`]). Follows the
@@ -12,7 +12,7 @@
 //! Telemetry API as `extension` records. Drop those that [`is_emf_document`] recognises
 //! to avoid a feedback loop.
 
-use super::{push_f64, push_json_str, push_key, push_u64};
+use crate::encode::{push_f64, push_json_str, push_key, push_u64};
 use crate::model::{HealthSnapshot, Invocation, Item};
 
 /// EMF limits (CloudWatch).

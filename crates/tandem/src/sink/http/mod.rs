@@ -3,18 +3,24 @@
 //! the headers of `TANDEM_HTTP_HEADERS`. One request per batch on a keep-alive
 //! connection; 2xx accepts the batch, see [`super::classify`] for the rest.
 
-use super::client::{self, Client, Endpoint};
-use super::{judge, Attempt};
-use crate::config::HttpConfig;
+pub mod config;
+
+use super::transport::url::{redact_url, Endpoint};
+use super::transport::{self, Client};
+use super::{judge, Attempt, Deliver};
+use crate::config::Config;
 use crate::encode::ndjson;
 use crate::queue::Entry;
 use bytes::Bytes;
+use config::HttpConfig;
 use http::HeaderMap;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 /// The longest one request may take (the flush's own deadline is usually shorter).
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// The `http` sink.
 pub struct HttpSink {
     endpoint: Endpoint,
     client: Client,
@@ -25,21 +31,31 @@ pub struct HttpSink {
 }
 
 impl HttpSink {
+    /// A sink posting to `cfg.url` (required).
     pub fn new(cfg: &HttpConfig) -> Result<HttpSink, String> {
         let url = cfg.url.as_deref().ok_or("the http sink needs TANDEM_HTTP_URL")?;
-        let endpoint =
-            Endpoint::parse(url).map_err(|e| format!("TANDEM_HTTP_URL {:?} {e}", crate::config::redact_url(url)))?;
+        let endpoint = Endpoint::parse(url).map_err(|e| format!("TANDEM_HTTP_URL {:?} {e}", redact_url(url)))?;
         Ok(HttpSink {
             client: Client::new(&endpoint),
-            what: format!("POST {}", crate::config::redact_url(url)),
+            what: format!("POST {}", redact_url(url)),
             endpoint,
-            headers: client::header_map(&cfg.headers),
+            headers: transport::header_map(&cfg.headers),
             gzip: cfg.gzip,
             buf: Vec::new(),
         })
     }
+}
 
-    pub async fn attempt(&mut self, batch: &mut [Entry]) -> Attempt {
+impl Deliver for HttpSink {
+    fn build(config: &Config, _instance: &Arc<OnceLock<String>>) -> Result<Self, String> {
+        HttpSink::new(&config.http)
+    }
+
+    fn attempt_timeout(&self) -> Duration {
+        REQUEST_TIMEOUT
+    }
+
+    async fn attempt(&mut self, batch: &mut [Entry]) -> Attempt {
         self.buf.clear();
         ndjson::encode_batch(batch.iter().map(|e| &*e.item), &mut self.buf);
         let body = if self.gzip {
@@ -50,7 +66,7 @@ impl HttpSink {
         } else {
             Bytes::copy_from_slice(&self.buf)
         };
-        let req = match client::post(&self.endpoint, "application/x-ndjson", self.gzip, &self.headers, body) {
+        let req = match transport::post(&self.endpoint, "application/x-ndjson", self.gzip, &self.headers, body) {
             Ok(r) => r,
             Err(e) => return Attempt::Permanent(e),
         };

@@ -1,0 +1,351 @@
+//! config::load: reading the settings: environment variables over the `TANDEM_CONFIG`
+//! TOML file, through the key/value helpers every setting uses ([`Loader`]: numbers,
+//! sizes, durations, booleans, prices, paths, header lists, URLs), each reporting a bad
+//! value as one [`Problem`] and falling back. Reads the environment only through a
+//! caller-given getter and the file through a caller-given reader. Pure.
+//!
+//! # The file
+//!
+//! TOML. A key is the variable's name, lower case, without the `TANDEM_` prefix; a table
+//! name is a prefix joined with `_`. So `TANDEM_HTTP_URL` is `http_url = "…"` at the top
+//! level or `url = "…"` under `[http]`. `[otel]` holds the `OTEL_*` variables
+//! (`[otel] exporter_otlp_endpoint = "…"`, `service_name = "…"`), and a full variable
+//! name (`OTEL_SERVICE_NAME = "…"`) is accepted anywhere at the top level. Lists may be
+//! arrays (`sinks = ["stdout", "otlp"]`), `k=v` lists may be tables
+//! (`[http.headers] authorization = "Bearer …"`), rules an array of tables
+//! (`[[rules]] kind = "mask"`, …). Environment variables override the file. An empty
+//! variable counts as unset.
+
+use crate::sink::otlp::resource::parse_key_values;
+use crate::sink::transport::url::{check_url, is_header_name, redact_url};
+use serde_json::{Map, Value};
+use std::collections::BTreeMap;
+use std::fmt;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+pub(crate) const KIB: u64 = 1024;
+pub(crate) const MIB: u64 = 1024 * 1024;
+pub(crate) const GIB: u64 = 1024 * 1024 * 1024;
+
+/// One thing wrong with the configuration and what was done about it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    /// The setting (`TANDEM_FLUSH`, or `TANDEM_FLUSH (from /path/file.toml)`).
+    pub key: String,
+    /// What is wrong and what is used instead.
+    pub message: String,
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.key, self.message)
+    }
+}
+
+/// Where a value came from.
+enum Origin {
+    Env,
+    File,
+}
+
+/// Reads settings: the environment first, then the `TANDEM_CONFIG` file; collects the
+/// problems found on the way.
+pub(crate) struct Loader<'a> {
+    env: &'a dyn Fn(&str) -> Option<String>,
+    file: BTreeMap<String, String>,
+    file_path: Option<String>,
+    problems: Vec<Problem>,
+}
+
+impl<'a> Loader<'a> {
+    /// A loader reading variables through `env`, with no file yet.
+    pub(crate) fn new(env: &'a dyn Fn(&str) -> Option<String>) -> Loader<'a> {
+        Loader { env, file: BTreeMap::new(), file_path: None, problems: Vec::new() }
+    }
+
+    /// Whether a `TANDEM_CONFIG` file was read.
+    pub(crate) fn read_file(&self) -> bool {
+        self.file_path.is_some()
+    }
+
+    /// The problems found.
+    pub(crate) fn into_problems(self) -> Vec<Problem> {
+        self.problems
+    }
+
+    fn raw(&self, key: &str) -> Option<(String, Origin)> {
+        if let Some(v) = (self.env)(key).filter(|v| !v.trim().is_empty()) {
+            return Some((v, Origin::Env));
+        }
+        self.file.get(key).filter(|v| !v.trim().is_empty()).map(|v| (v.clone(), Origin::File))
+    }
+
+    pub(crate) fn get(&self, key: &str) -> Option<String> {
+        self.raw(key).map(|(v, _)| v)
+    }
+
+    fn label(&self, key: &str) -> String {
+        match (self.raw(key), &self.file_path) {
+            (Some((_, Origin::File)), Some(path)) => format!("{key} (from {path})"),
+            _ => key.to_owned(),
+        }
+    }
+
+    pub(crate) fn problem(&mut self, key: &str, message: impl Into<String>) {
+        let key = self.label(key);
+        self.problems.push(Problem { key, message: message.into() });
+    }
+
+    pub(crate) fn number(&mut self, key: &str, default: u64, min: u64, max: u64, what: &str) -> u64 {
+        let Some(v) = self.get(key) else {
+            return default;
+        };
+        match v.trim().replace('_', "").parse::<u64>() {
+            Ok(n) if (min..=max).contains(&n) => n,
+            _ => {
+                self.problem(key, format!("{v:?} is not {what} between {min} and {max}; using {default}"));
+                default
+            }
+        }
+    }
+
+    pub(crate) fn millis(&mut self, key: &str, default: u64, min: u64, max: u64) -> Duration {
+        Duration::from_millis(self.number(key, default, min, max, "a whole number of milliseconds"))
+    }
+
+    pub(crate) fn bytes(&mut self, key: &str, default: u64, min: u64, max: u64) -> u64 {
+        let Some(v) = self.get(key) else {
+            return default;
+        };
+        match parse_bytes(&v) {
+            Some(n) if (min..=max).contains(&n) => n,
+            _ => {
+                self.problem(
+                    key,
+                    format!(
+                        "{v:?} is not a size between {} and {} (bytes, or with KiB/MiB/GiB, KB/MB/GB); using {}",
+                        human_bytes(min),
+                        human_bytes(max),
+                        human_bytes(default)
+                    ),
+                );
+                default
+            }
+        }
+    }
+
+    pub(crate) fn boolean(&mut self, key: &str, default: bool) -> bool {
+        let Some(v) = self.get(key) else {
+            return default;
+        };
+        match v.trim().to_ascii_lowercase().as_str() {
+            "true" | "1" | "yes" | "on" => true,
+            "false" | "0" | "no" | "off" => false,
+            _ => {
+                self.problem(key, format!("{v:?} is not a boolean (true/false); using {default}"));
+                default
+            }
+        }
+    }
+
+    pub(crate) fn price(&mut self, key: &str, default: f64) -> f64 {
+        let Some(v) = self.get(key) else {
+            return default;
+        };
+        match v.trim().parse::<f64>() {
+            Ok(p) if p.is_finite() && (0.0..=1.0).contains(&p) => p,
+            _ => {
+                self.problem(key, format!("{v:?} is not a price in USD between 0 and 1; using {default}"));
+                default
+            }
+        }
+    }
+
+    pub(crate) fn absolute_path(&mut self, key: &str, default: &str) -> PathBuf {
+        let Some(v) = self.get(key) else {
+            return PathBuf::from(default);
+        };
+        let p = PathBuf::from(v.trim());
+        if p.is_absolute() {
+            p
+        } else {
+            self.problem(key, format!("{v:?} is not an absolute path; using {default}"));
+            PathBuf::from(default)
+        }
+    }
+
+    /// `k=v` header list; malformed entries and invalid names are reported (without
+    /// their values) and skipped.
+    pub(crate) fn headers(&mut self, key: &str) -> Vec<(String, String)> {
+        let Some(v) = self.get(key) else {
+            return Vec::new();
+        };
+        let (pairs, problems) = parse_key_values(&v);
+        for p in problems {
+            self.problem(key, p);
+        }
+        let mut out: Vec<(String, String)> = Vec::with_capacity(pairs.len());
+        for (name, value) in pairs {
+            if !is_header_name(&name) {
+                self.problem(key, format!("header name {name:?} is not a valid HTTP header name; skipped"));
+            } else if value.bytes().any(|c| c == b'\r' || c == b'\n' || c == 0) {
+                self.problem(key, format!("header {name:?} has a line break in its value; skipped"));
+            } else {
+                out.retain(|(n, _)| !n.eq_ignore_ascii_case(&name));
+                out.push((name, value));
+            }
+        }
+        out
+    }
+
+    /// An http(s) URL, or `None` after reporting.
+    pub(crate) fn url(&mut self, key: &str, consequence: &str) -> Option<String> {
+        let v = self.get(key)?;
+        let v = v.trim().to_owned();
+        match check_url(&v) {
+            Ok(()) => Some(v),
+            Err(why) => {
+                self.problem(key, format!("{:?} {why}; {consequence}", redact_url(&v)));
+                None
+            }
+        }
+    }
+}
+
+/// Parses `123`, `64KiB`, `4MiB`, `1GiB`, `10KB`, `5MB`, `1GB`, `4k`, `4m`, `1g`.
+pub fn parse_bytes(s: &str) -> Option<u64> {
+    let t = s.trim().replace('_', "");
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let n: u64 = num.parse().ok()?;
+    let mult = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kib" => KIB,
+        "m" | "mib" => MIB,
+        "g" | "gib" => GIB,
+        "kb" => 1000,
+        "mb" => 1_000_000,
+        "gb" => 1_000_000_000,
+        _ => return None,
+    };
+    n.checked_mul(mult)
+}
+
+/// `n` bytes, in the largest binary unit that divides it.
+pub(crate) fn human_bytes(n: u64) -> String {
+    match n {
+        0 => "0".into(),
+        n if n % GIB == 0 => format!("{}GiB", n / GIB),
+        n if n % MIB == 0 => format!("{}MiB", n / MIB),
+        n if n % KIB == 0 => format!("{}KiB", n / KIB),
+        n => n.to_string(),
+    }
+}
+
+/// Reads the `TANDEM_CONFIG` file at `path` into `l`; `known` lists the settings a key
+/// may name. A file that cannot be read or parsed is reported and ignored.
+pub(crate) fn load_file(
+    l: &mut Loader<'_>,
+    path: &Path,
+    read_file: &dyn Fn(&Path) -> io::Result<String>,
+    known: &[(&str, &str)],
+) {
+    let shown = path.display().to_string();
+    let text = match read_file(path) {
+        Ok(t) => t,
+        Err(e) => {
+            l.problem("TANDEM_CONFIG", format!("cannot read {shown}: {e}; file ignored"));
+            return;
+        }
+    };
+    let table: Map<String, Value> = match basic_toml::from_str(&text) {
+        Ok(t) => t,
+        Err(e) => {
+            let why = e.to_string().split_whitespace().collect::<Vec<_>>().join(" ");
+            l.problem("TANDEM_CONFIG", format!("cannot parse {shown}: {why}; file ignored"));
+            return;
+        }
+    };
+    let mut flat = BTreeMap::new();
+    let mut unknown = Vec::new();
+    for (k, v) in table {
+        match v {
+            Value::Object(section) if !is_list_setting(&setting_name(None, &k)) => {
+                for (k2, v2) in section {
+                    let name = setting_name(Some(&k), &k2);
+                    insert_setting(known, &mut flat, &mut unknown, format!("[{k}] {k2}"), name, v2);
+                }
+            }
+            v => {
+                let name = setting_name(None, &k);
+                insert_setting(known, &mut flat, &mut unknown, k, name, v);
+            }
+        }
+    }
+    for key in unknown {
+        l.problems.push(Problem {
+            key: "TANDEM_CONFIG".into(),
+            message: format!("unknown setting {key:?} in {shown}; ignored"),
+        });
+    }
+    l.file = flat;
+    l.file_path = Some(shown);
+}
+
+/// Settings whose file value may be a table (a `k=v` list) rather than a section.
+fn is_list_setting(name: &str) -> bool {
+    matches!(
+        name,
+        "TANDEM_HTTP_HEADERS" | "TANDEM_EMF_DIMENSIONS" | "OTEL_EXPORTER_OTLP_HEADERS" | "OTEL_RESOURCE_ATTRIBUTES"
+    ) || (name.starts_with("OTEL_EXPORTER_OTLP_") && name.ends_with("_HEADERS"))
+}
+
+fn setting_name(section: Option<&str>, key: &str) -> String {
+    let upper = |s: &str| s.trim().to_ascii_uppercase().replace(['-', '.'], "_");
+    match section {
+        None if upper(key).starts_with("TANDEM_") || upper(key).starts_with("OTEL_") => upper(key),
+        None => format!("TANDEM_{}", upper(key)),
+        Some(sec) if upper(sec) == "OTEL" => format!("OTEL_{}", upper(key)),
+        Some(sec) => format!("TANDEM_{}_{}", upper(sec), upper(key)),
+    }
+}
+
+fn insert_setting(
+    known: &[(&str, &str)],
+    flat: &mut BTreeMap<String, String>,
+    unknown: &mut Vec<String>,
+    shown: String,
+    name: String,
+    v: Value,
+) {
+    if !known.iter().any(|(k, _)| *k == name) || name == "TANDEM_CONFIG" {
+        unknown.push(shown);
+        return;
+    }
+    let text = match (name.as_str(), v) {
+        ("TANDEM_RULES", v @ Value::Array(_)) => v.to_string(),
+        (_, Value::String(s)) => s,
+        (_, Value::Array(items)) => items.iter().map(scalar_text).collect::<Vec<_>>().join(","),
+        (_, Value::Object(m)) => m
+            .iter()
+            .map(|(k, v)| format!("{}={}", list_escape(k), list_escape(&scalar_text(v))))
+            .collect::<Vec<_>>()
+            .join(","),
+        (_, v) => scalar_text(&v),
+    };
+    flat.insert(name, text);
+}
+
+fn scalar_text(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// Escapes what the `k=v,…` list syntax would misread.
+fn list_escape(s: &str) -> String {
+    s.replace('%', "%25").replace(',', "%2C")
+}
