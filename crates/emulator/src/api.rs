@@ -134,7 +134,7 @@ async fn handle(
                     format!("Error body of {n} bytes exceeds {MAX_SMALL_BODY} bytes"),
                 ),
             },
-            _ => error(405, "MethodNotAllowed", format!("{m} is not allowed on {path}")),
+            _ => error(405, et::METHOD_NOT_ALLOWED, format!("{m} is not allowed on {path}")),
         }
     } else {
         match (m, path.as_str()) {
@@ -200,7 +200,7 @@ async fn handle(
                     Err(_) => error(400, et::TELEMETRY_VALIDATION, "The subscription body is too large"),
                 }
             }
-            _ => error(404, "NotFound", format!("No such endpoint: {m} {path}")),
+            _ => error(404, et::NOT_FOUND, format!("No such endpoint: {m} {path}")),
         }
     };
     Ok(resp)

@@ -14,8 +14,7 @@ use crate::lifecycle::{
 };
 use crate::memory::Memory;
 use crate::process::{self, Capture, Spec};
-use crate::telemetry::render::Source;
-use crate::telemetry::{Hub, Msg};
+use crate::telemetry::{Hub, Msg, Source};
 use std::collections::HashMap;
 use std::os::unix::process::ExitStatusExt;
 use std::sync::{Arc, Mutex};

@@ -103,6 +103,8 @@ impl Environment {
                 queue_limit: cfg.queue_limit,
             },
             clock,
+            // The lifecycle draws no randomness: its identifiers derive from this.
+            uuid::Uuid::new_v4().as_u64_pair().0,
         );
         let (tx, rx) = mpsc::unbounded_channel();
         let observations = Arc::new(Observations::default());

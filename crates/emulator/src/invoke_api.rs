@@ -55,13 +55,14 @@ async fn handle(req: Request<Incoming>, env: Arc<Environment>) -> Result<Respons
             &format!("No such endpoint: {}", req.uri().path()),
         ));
     };
-    let known =
-        name == "function" || name == cfg.function_name || name.ends_with(&format!(":function:{}", cfg.function_name));
+    let known = name == paths::INVOKE_ANY_FUNCTION
+        || name == cfg.function_name
+        || name.ends_with(&format!(":function:{}", cfg.function_name));
     if !known {
         return Ok(error(StatusCode::NOT_FOUND, et::RESOURCE_NOT_FOUND, &format!("Function not found: {name}")));
     }
     if req.method() != Method::POST {
-        return Ok(error(StatusCode::METHOD_NOT_ALLOWED, "MethodNotAllowed", "Use POST"));
+        return Ok(error(StatusCode::METHOD_NOT_ALLOWED, et::METHOD_NOT_ALLOWED, "Use POST"));
     }
     let h = req.headers().clone();
     let get = |k: &str| h.get(k).and_then(|v| v.to_str().ok()).map(str::to_owned);
@@ -73,7 +74,7 @@ async fn handle(req: Request<Incoming>, env: Arc<Environment>) -> Result<Respons
                 return Ok(error(
                     StatusCode::BAD_REQUEST,
                     et::INVALID_REQUEST_CONTENT,
-                    "X-Amz-Client-Context must be base64-encoded JSON",
+                    &format!("{} must be base64-encoded JSON", headers::INVOKE_CLIENT_CONTEXT),
                 ))
             }
         },
@@ -93,16 +94,16 @@ async fn handle(req: Request<Incoming>, env: Arc<Environment>) -> Result<Respons
         client_context,
         cognito_identity: None,
         trace_id: get(headers::INVOKE_TRACE_ID),
-        want_tail: get(headers::INVOKE_LOG_TYPE).is_some_and(|v| v.eq_ignore_ascii_case("tail")),
+        want_tail: get(headers::INVOKE_LOG_TYPE).is_some_and(|v| v.eq_ignore_ascii_case(headers::LOG_TYPE_TAIL)),
     };
-    match get("X-Amz-Invocation-Type").as_deref() {
-        Some("DryRun") => {
+    match get(headers::INVOKE_INVOCATION_TYPE).as_deref() {
+        Some(headers::INVOCATION_TYPE_DRY_RUN) => {
             return Ok(Response::builder()
                 .status(204)
                 .body(Full::new(Bytes::new()))
                 .unwrap_or_else(|_| Response::new(Full::new(Bytes::new()))))
         }
-        Some("Event") => {
+        Some(headers::INVOCATION_TYPE_EVENT) => {
             let rx = env.invoke_detached(InvokeRequest { want_tail: false, ..request });
             // The result of an asynchronous invocation goes nowhere, as without a destination.
             tokio::spawn(async move {

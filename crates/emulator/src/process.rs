@@ -8,8 +8,7 @@
 //! that call causes (for example, the function's last lines before `runtimeDone`).
 
 use crate::clock::Clock;
-use crate::telemetry::render::Source;
-use crate::telemetry::{Hub, Line, Msg};
+use crate::telemetry::{Hub, Line, Msg, Source};
 use std::ffi::CString;
 use std::io;
 use std::path::PathBuf;

@@ -2,14 +2,15 @@
 //! Extensions API's register and identifier rules (its error matrix). Part of the
 //! sans-I/O lifecycle: no I/O here.
 
-use super::{Action, Ctx, Lifecycle, PhaseState, Reply, Token, MAX_EXTENSIONS};
-use crate::lifecycle::Observation;
+use super::{Action, After, Ctx, Lifecycle, Observation, PhaseState, Reply, Token, MAX_EXTENSIONS};
 use bytes::Bytes;
 use std::collections::VecDeque;
 use tandem_wire::error::types as et;
 use tandem_wire::extensions::{EventType, NextEvent, RegisterRequest, RegisterResponse};
 use tandem_wire::headers;
 use tandem_wire::subscription::Api;
+use tandem_wire::telemetry::{self as tm, Record, Status};
+use tandem_wire::ShutdownReason;
 
 /// Where an extension is in its lifecycle.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -167,7 +168,7 @@ impl Lifecycle {
         if let Some(i) = launched {
             self.launched[i].registered = true;
         }
-        let id = uuid::Uuid::new_v4().to_string();
+        let id = self.ids.uuid();
         let ext = Extension {
             id: id.clone(),
             name: name.clone(),
@@ -192,5 +193,118 @@ impl Lifecycle {
         reply.headers.push((headers::EXTENSION_IDENTIFIER, id.clone()));
         self.out.push(Action::Reply { token, reply });
         self.observe(Observation::ExtensionRegistered { name, id, external, events });
+    }
+
+    pub(super) fn on_ext_next(&mut self, ctx: Ctx, token: Token, id: Option<String>) {
+        let i = match self.lookup(id.as_deref()) {
+            Ok(i) => i,
+            Err(r) => return self.reply(token, r),
+        };
+        let ext = &mut self.exts[i];
+        if matches!(ext.state, ExtState::InitError | ExtState::ExitError | ExtState::Gone) {
+            let why = if ext.state == ExtState::Gone { "is no longer running" } else { "reported an error" };
+            let name = ext.name.clone();
+            return self.fail(
+                token,
+                403,
+                et::EXTENSION_INVALID_STATE,
+                format!("Extension {name} {why}; no further calls are accepted"),
+            );
+        }
+        if ext.parked.is_some() {
+            let name = ext.name.clone();
+            return self.fail(
+                token,
+                403,
+                et::EXTENSION_INVALID_STATE,
+                format!("Extension {name} is already waiting for the next event"),
+            );
+        }
+        let first = ext.state == ExtState::Registered;
+        ext.state = ExtState::Waiting;
+        ext.parked = Some(token);
+        let queued = ext.queued.pop_front();
+        if first {
+            let info = tm::ExtensionInfo {
+                name: ext.name.clone(),
+                state: "Ready".into(),
+                events: ext.event_names(),
+                error_type: None,
+            };
+            let name = ext.name.clone();
+            self.emit(ctx.now, Record::Extension(info));
+            self.observe(Observation::ExtensionReady { name });
+        }
+        if let Some(inv) = self.invoke.as_mut() {
+            if let Some(pos) = inv.pending.iter().position(|&p| p == i) {
+                inv.pending.swap_remove(pos);
+                inv.last_ext_next = Some(ctx.now);
+            }
+        }
+        if let Some(event) = queued {
+            if let Some(token) = self.exts[i].parked.take() {
+                self.exts[i].state = ExtState::Busy;
+                let mut reply = Reply::json(200, &event);
+                reply.headers.push((headers::EXTENSION_EVENT_IDENTIFIER, self.ids.uuid()));
+                self.reply(token, reply);
+            }
+        }
+    }
+
+    pub(super) fn on_ext_error(
+        &mut self,
+        ctx: Ctx,
+        token: Token,
+        id: Option<String>,
+        error_type: Option<String>,
+        body: Bytes,
+        init: bool,
+    ) {
+        let i = match self.lookup(id.as_deref()) {
+            Ok(i) => i,
+            Err(r) => return self.reply(token, r),
+        };
+        let Some(error_type) = error_type.filter(|t| !t.is_empty()) else {
+            return self.fail(
+                token,
+                403,
+                et::EXTENSION_MISSING_HEADER,
+                format!("Missing header {}", headers::EXTENSION_FUNCTION_ERROR_TYPE),
+            );
+        };
+        let ext = &self.exts[i];
+        let allowed = if init {
+            ext.state == ExtState::Registered && self.phase == PhaseState::Initializing
+        } else {
+            !matches!(ext.state, ExtState::InitError | ExtState::ExitError)
+        };
+        if !allowed {
+            let what = if init { "init/error" } else { "exit/error" };
+            let name = ext.name.clone();
+            return self.fail(
+                token,
+                403,
+                et::EXTENSION_INVALID_STATE,
+                format!("Extension {name} cannot report {what} in its current state"),
+            );
+        }
+        self.reply(token, Reply::accepted());
+        let name = self.exts[i].name.clone();
+        let detail: Option<tandem_wire::ErrorRequest> = serde_json::from_slice(&body).ok();
+        let message = detail.and_then(|d| d.error_message).map_or_else(
+            || format!("Extension {name} reported {error_type}"),
+            |m| format!("Extension {name} reported {error_type}: {m}"),
+        );
+        self.exts[i].state = if init { ExtState::InitError } else { ExtState::ExitError };
+        if let Some(t) = self.exts[i].parked.take() {
+            self.refuse_parked(t, false);
+        }
+        let fatal = if init { et::EXTENSION_INIT_ERROR } else { et::EXTENSION_EXIT_ERROR };
+        match self.phase {
+            PhaseState::Initializing => self.init_failed(Status::Error, fatal, message),
+            PhaseState::Invoking => self.abort_invoke(ctx, Status::Error, fatal, message),
+            PhaseState::Ready => self.begin_teardown(ctx, ShutdownReason::Failure, After::Reinit),
+            _ => {}
+        }
     }
 }

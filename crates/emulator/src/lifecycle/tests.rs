@@ -1,8 +1,9 @@
 //! The lifecycle driven by hand: no sockets, no processes, a synthetic clock.
 
 use super::*;
+use tandem_wire::subscription::Api;
 use tandem_wire::telemetry::types as ty;
-use tandem_wire::RegisterResponse;
+use tandem_wire::{ErrorResponse, RegisterResponse};
 
 struct H {
     lc: Lifecycle,
@@ -28,7 +29,12 @@ fn cfg(exts: &[&str]) -> LifecycleConfig {
 
 impl H {
     fn new(exts: &[&str]) -> Self {
-        H { lc: Lifecycle::new(cfg(exts), Clock::new()), now: Instant::now(), next_token: 1 }
+        H::at(exts, Clock::new(), Instant::now(), 1)
+    }
+
+    /// A lifecycle whose time base, start time and identifier seed are given.
+    fn at(exts: &[&str], clock: Clock, now: Instant, id_seed: u64) -> Self {
+        H { lc: Lifecycle::new(cfg(exts), clock, id_seed), now, next_token: 1 }
     }
 
     fn ctx(&self) -> Ctx {
@@ -780,4 +786,77 @@ fn status_mapping_follows_lambda() {
     assert_eq!(status_for(et::RUNTIME_EXIT_ERROR), Status::Error);
     assert_eq!(billed_ms(0.2), 1);
     assert_eq!(billed_ms(12.0), 12);
+}
+
+/// One scripted run: init with an extension, an invocation without a trace header (one
+/// is minted), one with the caller's, a timeout and its reset, a suppressed init, and a
+/// shutdown; every action of every step, as Debug text.
+fn scripted_run(clock: Clock, start: Instant, id_seed: u64) -> Vec<String> {
+    let mut h = H::at(&["ext"], clock, start, id_seed);
+    let mut log = Vec::new();
+    let mut keep = |a: Vec<Action>| log.extend(a.iter().map(|x| format!("{x:?}")));
+    keep(h.input(Input::Start));
+    let (t, a) = h.api(ApiCall::ExtRegister {
+        name: Some("ext".into()),
+        body: Bytes::from_static(br#"{"events":["INVOKE","SHUTDOWN"]}"#),
+        accept_account_id: false,
+    });
+    let id = reply(&a, t)
+        .and_then(|r| r.headers.iter().find(|(k, _)| *k == headers::EXTENSION_IDENTIFIER).map(|(_, v)| v.clone()))
+        .unwrap_or_default();
+    keep(a);
+    keep(h.next(&id).1);
+    h.tick(3);
+    keep(h.api(ApiCall::RuntimeNext).1);
+    h.tick(50);
+    keep(h.invoke("r1").1);
+    h.tick(7);
+    keep(h.respond("r1", b"\"ok\"").1);
+    keep(h.api(ApiCall::RuntimeNext).1);
+    h.tick(1);
+    keep(h.next(&id).1);
+    h.tick(20);
+    let token = h.next_token;
+    h.next_token += 1;
+    keep(h.input(Input::Invoke {
+        token,
+        request_id: "r2".into(),
+        request: InvokeRequest { trace_id: Some("Root=1-1-2;Sampled=1".into()), ..Default::default() },
+    }));
+    h.tick(3000);
+    keep(h.input(Input::Timer(TimerId::Invoke(2))));
+    let g = h.lc.generation();
+    for kind in [ProcKind::Runtime, ProcKind::Extension(0)] {
+        keep(h.input(Input::Exited { proc: ProcId { generation: g, kind }, exit: ExitInfo::default() }));
+    }
+    keep(h.input(Input::TelemetryFlushed { generation: g }));
+    keep(h.invoke("r3").1);
+    keep(h.input(Input::Shutdown));
+    // The suppressed init serving r3 runs out of time; the shutdown then completes.
+    h.tick(3000);
+    let g = h.lc.generation();
+    keep(h.input(Input::Timer(TimerId::Init(g))));
+    keep(h.input(Input::TelemetryFlushed { generation: g }));
+    keep(h.input(Input::Exited {
+        proc: ProcId { generation: g, kind: ProcKind::Extension(0) },
+        exit: ExitInfo::default(),
+    }));
+    log
+}
+
+#[test]
+fn the_same_inputs_with_the_same_ids_give_byte_identical_actions() {
+    let (clock, start) = (Clock::new(), Instant::now());
+    let first = scripted_run(clock, start, 7);
+    assert_eq!(first, scripted_run(clock, start, 7));
+    // The run exercised every minted identifier: extension, event and trace ids.
+    let text = first.join("\n");
+    for minted in [headers::EXTENSION_IDENTIFIER, headers::EXTENSION_EVENT_IDENTIFIER, "Sampled=0", "Sampled=1"] {
+        assert!(text.contains(minted), "{minted} missing from the run");
+    }
+    assert!(first.iter().any(|a| a.contains("ShutdownComplete")), "the run ended");
+    // They all come from the seed: another seed, other ids, the same decisions.
+    let other = scripted_run(clock, start, 8);
+    assert_ne!(first, other);
+    assert_eq!(first.len(), other.len());
 }

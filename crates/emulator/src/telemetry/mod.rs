@@ -11,12 +11,14 @@ pub mod buffer;
 pub mod console;
 pub mod delivery;
 pub mod render;
+mod source;
 
 use crate::clock::Clock;
 use buffer::{Buffer, Limits};
 use bytes::Bytes;
 use delivery::{DeliveryLog, Dest, Shared, State};
-use render::{Flavor, Source};
+use render::Flavor;
+pub use source::{Line, Source};
 use std::collections::{HashMap, VecDeque};
 use std::io::Write;
 use std::sync::{Arc, Mutex};
@@ -41,14 +43,6 @@ pub enum ConsoleOutput {
     None,
     Stdout,
     Stderr,
-}
-
-/// A line a process wrote, stamped when it was read.
-#[derive(Debug, Clone)]
-pub struct Line {
-    pub time_us: u64,
-    pub source: Source,
-    pub text: String,
 }
 
 #[derive(Debug)]

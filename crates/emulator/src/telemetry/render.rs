@@ -5,11 +5,12 @@
 //! logs in JSON) and the Logs API's own event set (`platform.end`, `platform.fault`,
 //! no init events, `platform.runtimeDone` only from schema 2021-03-18).
 
+use super::Source;
 use bytes::Bytes;
 use serde::Serialize;
 use serde_json::value::RawValue;
 use tandem_wire::subscription::{Api, Subscription};
-use tandem_wire::telemetry::{types, End, Record, Report, TelemetryType};
+use tandem_wire::telemetry::{types, End, Record, Report};
 use tandem_wire::Event;
 
 /// Which rendering a subscriber gets.
@@ -24,29 +25,6 @@ impl Flavor {
         match s.api {
             Api::Telemetry => Flavor::Telemetry { structured: s.structured_logs() },
             Api::Logs => Flavor::Logs { runtime_done: s.schema_version.as_str() >= "2021-03-18" },
-        }
-    }
-}
-
-/// A line the runtime or an extension wrote.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Source {
-    Function,
-    Extension,
-}
-
-impl Source {
-    pub fn category(self) -> TelemetryType {
-        match self {
-            Source::Function => TelemetryType::Function,
-            Source::Extension => TelemetryType::Extension,
-        }
-    }
-
-    fn type_name(self) -> &'static str {
-        match self {
-            Source::Function => types::FUNCTION,
-            Source::Extension => types::EXTENSION_LOG,
         }
     }
 }
