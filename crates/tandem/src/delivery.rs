@@ -52,6 +52,7 @@ pub enum LaneOutcome {
 
 /// One sink's lane.
 pub struct Lane {
+    /// Which sink.
     pub kind: SinkKind,
     queue: Mutex<Queue>,
     sink: tokio::sync::Mutex<Sink>,
@@ -121,6 +122,7 @@ impl Delivery {
         (delivery, problems)
     }
 
+    /// The sinks with a lane, in configuration order.
     pub fn sinks(&self) -> Vec<SinkKind> {
         self.lanes.iter().map(|l| l.kind).collect()
     }

@@ -103,13 +103,16 @@ impl fmt::Display for Strategy {
 /// What waits in the buffer (memory and spool).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Pending {
+    /// Records waiting.
     pub records: usize,
+    /// Their approximate size, bytes.
     pub bytes: usize,
     /// When the oldest waiting record was buffered (ms since the epoch).
     pub oldest_ms: Option<u64>,
 }
 
 impl Pending {
+    /// Whether nothing waits.
     pub fn is_empty(&self) -> bool {
         self.records == 0
     }
@@ -143,9 +146,11 @@ pub struct AdaptiveOptions {
     pub window: usize,
     /// Background flush interval while frequent.
     pub interval_ms: u64,
-    /// Flush blocking at runtimeDone anyway past these.
+    /// Flush blocking at runtimeDone anyway past this many records waiting,
     pub high_water_records: usize,
+    /// ... or these bytes waiting,
     pub high_water_bytes: usize,
+    /// ... or a record older than this.
     pub max_age_ms: u64,
 }
 
@@ -211,11 +216,13 @@ impl FlushPolicy {
         }
     }
 
+    /// The policy with other [`Strategy::Adaptive`] tuning (the window is clamped to the history kept).
     pub fn with_adaptive(mut self, opts: AdaptiveOptions) -> FlushPolicy {
         self.adaptive = AdaptiveOptions { window: opts.window.clamp(1, HISTORY - 1), ..opts };
         self
     }
 
+    /// The strategy configured.
     pub fn strategy(&self) -> Strategy {
         self.strategy
     }

@@ -40,7 +40,9 @@ pub struct QueueStats {
     pub delivered: u64,
     /// Records the sink rejected permanently.
     pub rejected: u64,
+    /// Records dropped because memory was full and no spool could take them.
     pub dropped_buffer_full: u64,
+    /// Records dropped with the spool's oldest segment when it was full.
     pub dropped_spool_full: u64,
     /// Spooled lines that could not be read back.
     pub dropped_spool_corrupt: u64,
@@ -49,9 +51,13 @@ pub struct QueueStats {
 /// What one queue contributes to a snapshot.
 #[derive(Debug, Clone, Copy)]
 pub struct LaneView {
+    /// Which sink.
     pub sink: SinkKind,
+    /// Its queue's counters.
     pub stats: QueueStats,
+    /// What waits in it.
     pub pending: Pending,
+    /// Bytes of its spool on disk.
     pub spool_bytes: u64,
 }
 
@@ -69,6 +75,7 @@ pub struct Health {
 }
 
 impl Health {
+    /// Counters from zero; `started_ms` is when the process started.
     pub fn new(started_ms: u64) -> Health {
         Health {
             started_ms,
@@ -82,16 +89,19 @@ impl Health {
         }
     }
 
+    /// Counts records accepted from the Telemetry API.
     pub fn records_in(&mut self, n: u64) {
         self.records_in += n;
     }
 
+    /// Counts `n` records dropped for `reason` (see [`reason`]).
     pub fn dropped(&mut self, reason: &'static str, n: u64) {
         if n > 0 {
             *self.dropped.entry(reason).or_insert(0) += n;
         }
     }
 
+    /// Counts `n` repeated send attempts.
     pub fn retried(&mut self, n: u64) {
         self.retried += n;
     }

@@ -6,10 +6,10 @@
 //! The pipeline:
 //!
 //! ```text
-//! Telemetry API batch ─► intake ─► invocation::Correlator ─► model::Invocation ─┐
-//!                              └─► logs::to_log_record ─► rules::Rules ─► model::LogRecord ─┤
-//!                                                                                 buffer (memory, spool)
-//!                         flush::FlushPolicy decides when ─►  encode::{emf, ndjson, otlp} ─► sinks
+//! Telemetry API batch ─► pipeline ─► invocation::Correlator ─► model::Invocation ─┐
+//!                               └─► logs::to_log_record ─► rules::Rules ─► model::LogRecord ─┤
+//!                                                                   queue (memory, then spool)
+//!                  flush::FlushPolicy decides when ─► sink::<name> (encoder, attempt) ─► out
 //! ```
 //!
 //! The pure (sans-I/O) core, each module owning one concern:
@@ -17,20 +17,31 @@
 //! - [`model`]: the records that flow through the pipeline and their spool form;
 //! - [`logs`]: a log line to a [`model::LogRecord`] (level, request id, message) — the hot path;
 //! - [`rules`]: `exclude`/`include`/`mask` processing rules;
-//! - [`invocation`]: correlation of platform events into [`model::Invocation`]s, cost, OOM;
-//! - [`encode`]: records to request bodies (EMF, NDJSON, OTLP protobuf/JSON);
-//! - [`flush`]: when to flush, and whether that may delay the next invoke;
-//! - [`config`]: `TANDEM_*`/`OTEL_*` settings and the optional TOML file;
+//! - [`invocation`]: correlation of platform events into [`model::Invocation`]s, OOM;
+//!   [`invocation::cost`]: architecture, prices and the cost formula;
 //! - [`pipeline`]: the intake: each telemetry event to records, once;
-//! - [`health`]: the extension's own counters and health snapshots.
+//! - [`flush`]: when to flush, and whether that may delay the next invoke;
+//! - [`health`]: the extension's own counters, the queues' [`health::QueueStats`], and
+//!   health snapshots;
+//! - [`config`]: `TANDEM_*`/`OTEL_*` settings and the optional TOML file ([`config::load`]
+//!   reads, `describe` prints for `check-config`); each sink's settings are in its folder;
+//! - [`encode`]: the encoders sinks share (JSON primitives, [`encode::ndjson`]);
+//! - in each sink folder, its settings (`sink/<name>/config.rs`) and encoders
+//!   ([`sink::stdout::encode`], EMF; [`sink::otlp`]'s `encode`, `resource`, `ids`, `logs`,
+//!   `metrics`, `traces`), and [`sink::transport::url`] (URL checks and redaction);
+//! - [`diag::level`]: the diagnostics' verbosity.
 //!
-//! None of these modules opens a socket, touches the file system (except
+//! None of these opens a socket, touches the file system (except
 //! [`config::Config::load`] reading the one file `TANDEM_CONFIG` names), reads a clock or
-//! spawns a task. The I/O parts are built on top of them and feed them times and events:
+//! spawns a task, and none imports an I/O module. The I/O edge is built on top of them
+//! and feeds them times and events:
 //!
+//! - [`clock`]: wall time, read here only;
 //! - [`spool`]: one sink's overflow on disk (append-only NDJSON segments under `/tmp`);
 //! - [`queue`]: one sink's records in order, in memory then in its spool;
-//! - [`sink`]: `stdout`, `file`, `http`, `otlp`: one attempt at a batch, and retries;
+//! - [`sink`]: the sink list and [`sink::Deliver`], one attempt at a batch per sink
+//!   (`sink/<name>/mod.rs`), [`sink::drive`] (retries with backoff, shared by all) and
+//!   [`sink::transport`] (the one HTTP client);
 //! - [`delivery`]: the lanes (queue and sink) and the flushes that drain them;
 //! - [`app`]: the lifecycle glue, as a `tandem_sdk::Handler`;
 //! - [`diag`]: the extension's own diagnostic lines.
@@ -39,6 +50,7 @@
 //! `tandem-sdk`'s.
 
 #![forbid(unsafe_code)]
+#![warn(missing_docs)]
 
 pub mod app;
 pub mod clock;

@@ -16,11 +16,17 @@ use std::collections::BTreeMap;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "UPPERCASE")]
 pub enum Level {
+    /// TRACE.
     Trace,
+    /// DEBUG.
     Debug,
+    /// INFO.
     Info,
+    /// WARN.
     Warn,
+    /// ERROR.
     Error,
+    /// FATAL.
     Fatal,
     /// No level could be read from the record.
     Unknown,
@@ -119,6 +125,7 @@ pub enum Source {
 }
 
 impl Source {
+    /// `function` or `extension`.
     pub const fn as_str(self) -> &'static str {
         match self {
             Source::Function => "function",
@@ -136,16 +143,20 @@ pub struct LogRecord {
     pub time_ms: u64,
     /// When Lambda's telemetry recorded it (the event's `time`), ms since the epoch.
     pub observed_ms: u64,
+    /// Who wrote it.
     pub source: Source,
+    /// Its severity.
     pub level: Level,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// The invocation it belongs to, when known.
     pub request_id: Option<String>,
+    /// The line (for JSON lines, their message field).
     pub message: String,
     /// The fields of a JSON log line other than the ones mapped above.
     #[serde(default, skip_serializing_if = "Map::is_empty")]
     pub attributes: Map<String, Value>,
     /// X-Ray trace id (`1-5759e988-bd862e3fe1be46a994272793`) of the invocation the line
-    /// belongs to, stamped by [`crate::invocation::Correlator::annotate_log`].
+    /// belongs to, stamped by the correlator (`invocation::Correlator::annotate_log`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub trace_id: Option<String>,
 }
@@ -171,11 +182,13 @@ pub struct InitInfo {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub status: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// The init's error type, when it failed.
     pub error_type: Option<String>,
     /// True for a SnapStart restore (`platform.restore*`) rather than an init.
     #[serde(default, skip_serializing_if = "is_false")]
     pub restore: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// The runtime's version (`runtimeVersion`).
     pub runtime_version: Option<String>,
 }
 
@@ -184,10 +197,11 @@ fn is_false(b: &bool) -> bool {
 }
 
 /// One invocation (one `requestId`), assembled from `platform.start`, `runtimeDone` and
-/// `report` by [`crate::invocation::Correlator`].
+/// `report` by the correlator (`invocation::Correlator`).
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Invocation {
+    /// Lambda's `requestId`.
     pub request_id: String,
     /// `platform.start` `version`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -196,6 +210,7 @@ pub struct Invocation {
     pub start_ms: u64,
     /// `platform.report` `durationMs` (for a partial invocation: the runtime duration).
     pub duration_ms: f64,
+    /// `platform.report` `billedDurationMs`.
     pub billed_duration_ms: u64,
     /// Cold starts only.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -203,6 +218,7 @@ pub struct Invocation {
     /// SnapStart restores only.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub restore_duration_ms: Option<f64>,
+    /// Whether this invocation paid for an init (or restore).
     pub cold_start: bool,
     /// runtimeDone span `responseLatency`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -224,15 +240,20 @@ pub struct Invocation {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub post_runtime_extension_ms: Option<f64>,
     #[serde(rename = "maxMemoryUsedMB")]
+    /// `platform.report` `maxMemoryUsedMB`.
     pub max_memory_used_mb: u64,
     #[serde(rename = "memorySizeMB")]
+    /// `platform.report` `memorySizeMB` (else the configured size).
     pub memory_size_mb: u64,
     /// `success`, `error`, `timeout`, `failure`, or `unknown` (partial, never reported).
     pub status: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// The error type (runtimeDone or report `errorType`), when not a success.
     pub error_type: Option<String>,
+    /// Whether it ran out of memory (report status, error type or an OOM log line).
     pub out_of_memory: bool,
     #[serde(rename = "estimatedCostUSD")]
+    /// Estimated cost, USD (see `invocation::cost`).
     pub estimated_cost_usd: f64,
     /// X-Ray `Root=` value, e.g. `1-5759e988-bd862e3fe1be46a994272793`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -261,6 +282,7 @@ impl Invocation {
         !matches!(self.status.as_str(), "success" | "unknown")
     }
 
+    /// Whether the invocation timed out.
     pub fn is_timeout(&self) -> bool {
         self.status == "timeout"
     }
@@ -307,17 +329,22 @@ pub struct HealthSnapshot {
     pub dropped: BTreeMap<String, u64>,
     /// Records waiting in memory and on disk now.
     pub buffered_records: u64,
+    /// Their approximate size, bytes.
     pub buffered_bytes: u64,
+    /// Bytes in the spools now.
     pub spool_bytes: u64,
+    /// Flushes run.
     pub flushes: u64,
-    /// Latency of the last flush and the worst one, ms.
+    /// Latency of the last flush, ms.
     pub flush_latency_ms_last: f64,
+    /// Latency of the slowest flush, ms.
     pub flush_latency_ms_max: f64,
     /// Telemetry batches that failed to parse (whole or in part).
     pub parse_errors: u64,
 }
 
 impl HealthSnapshot {
+    /// Every record dropped, whatever the reason.
     pub fn dropped_total(&self) -> u64 {
         self.dropped.values().copied().fold(0, u64::saturating_add)
     }
@@ -328,8 +355,11 @@ impl HealthSnapshot {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "lowercase")]
 pub enum Item {
+    /// A log line.
     Log(LogRecord),
+    /// An invocation.
     Invocation(Box<Invocation>),
+    /// A health snapshot of the extension.
     Health(Box<HealthSnapshot>),
 }
 

@@ -56,6 +56,7 @@ pub struct Pipeline {
 }
 
 impl Pipeline {
+    /// An intake correlating with `opts` and applying `rules`.
     pub fn new(opts: CorrelatorOptions, rules: Vec<Rule>) -> Pipeline {
         Pipeline { correlator: Correlator::new(opts), rule_list: rules, rules: None, runtime_done: VecDeque::new() }
     }

@@ -34,6 +34,7 @@ use std::time::Instant;
 /// One queued record.
 #[derive(Debug, Clone)]
 pub struct Entry {
+    /// The record (shared with the other sinks' queues).
     pub item: Arc<Item>,
     /// [`Item::approx_size`].
     pub size: u64,
@@ -48,6 +49,7 @@ pub struct Entry {
 }
 
 impl Entry {
+    /// An entry for `item`, entered at `at_ms`.
     pub fn new(item: Arc<Item>, at_ms: u64) -> Entry {
         let size = item.approx_size() as u64;
         Entry { item, size, at_ms, progress: 0, rejected: false, seg: None }
@@ -57,6 +59,7 @@ impl Entry {
 /// A front batch: copies of the first entries.
 #[derive(Debug, Default)]
 pub struct Batch {
+    /// The entries, oldest first.
     pub entries: Vec<Entry>,
     /// More records wait behind it, or it reached a limit.
     pub full: bool,
@@ -86,8 +89,11 @@ pub struct Queue {
 /// The spool of a queue: its directory and bounds.
 #[derive(Debug, Clone)]
 pub struct SpoolSettings {
+    /// This queue's spool directory.
     pub dir: PathBuf,
+    /// Its size bound, bytes (0: no spool).
     pub max_bytes: u64,
+    /// Size at which a segment is closed and the next one started.
     pub segment_bytes: u64,
 }
 
@@ -109,6 +115,7 @@ impl Queue {
         }
     }
 
+    /// The counters so far.
     pub fn stats(&self) -> QueueStats {
         self.stats
     }

@@ -26,12 +26,16 @@ pub const DEFAULT_MASK: &str = "****";
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum RuleKind {
+    /// Drop the record when the pattern matches its message.
     Exclude,
+    /// Drop the record when the pattern does not match its message.
     Include,
+    /// Replace every match (message and string attributes) with the replacement.
     Mask,
 }
 
 impl RuleKind {
+    /// `exclude`, `include` or `mask`.
     pub const fn as_str(self) -> &'static str {
         match self {
             RuleKind::Exclude => "exclude",
@@ -46,12 +50,15 @@ impl RuleKind {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Rule {
     #[serde(alias = "type")]
+    /// What it does.
     pub kind: RuleKind,
     /// For messages; defaults to `#<position>` (1-based) when empty.
     #[serde(default)]
     pub name: String,
+    /// The regex (`regex-lite` syntax), compiled by [`Rules::compile`].
     pub pattern: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// For `mask`: what replaces a match (default [`DEFAULT_MASK`]).
     pub replacement: Option<String>,
 }
 
@@ -150,10 +157,12 @@ impl Rules {
         (Rules { rules }, problems)
     }
 
+    /// Whether there are no rules.
     pub fn is_empty(&self) -> bool {
         self.rules.is_empty()
     }
 
+    /// How many rules compiled.
     pub fn len(&self) -> usize {
         self.rules.len()
     }

@@ -44,7 +44,9 @@ struct Segment {
 /// A segment read back.
 #[derive(Debug)]
 pub struct Loaded {
+    /// The segment's id.
     pub id: u64,
+    /// The records that parsed.
     pub items: Vec<Item>,
     /// Lines that did not parse (skipped).
     pub corrupt: u64,
@@ -118,6 +120,7 @@ impl Spool {
         })
     }
 
+    /// This spool's directory.
     pub fn dir(&self) -> &Path {
         &self.dir
     }

@@ -17,7 +17,7 @@
 //! and the assembly in setting order; [`load`] reads values (environment, file, the
 //! key/value helpers) and owns [`Problem`]; `describe.rs` is what `check-config`
 //! prints. Each sink's own settings live in its folder (`sink/<name>/config.rs`),
-//! [`crate::diag::LogLevel`] in `diag`, URL checks and redaction in the HTTP transport.
+//! [`LogLevel`] in `diag/level.rs`, URL checks and redaction in the HTTP transport.
 
 mod describe;
 pub mod load;

@@ -41,18 +41,22 @@ pub fn log(level: LogLevel, msg: impl Display) {
     }
 }
 
+/// Writes one line at [`LogLevel::Error`].
 pub fn error(msg: impl Display) {
     log(LogLevel::Error, msg);
 }
 
+/// Writes one line at [`LogLevel::Warn`].
 pub fn warn(msg: impl Display) {
     log(LogLevel::Warn, msg);
 }
 
+/// Writes one line at [`LogLevel::Info`].
 pub fn info(msg: impl Display) {
     log(LogLevel::Info, msg);
 }
 
+/// Writes one line at [`LogLevel::Debug`].
 pub fn debug(msg: impl Display) {
     log(LogLevel::Debug, msg);
 }

@@ -27,7 +27,9 @@ use tandem_wire::telemetry::{
 use tandem_wire::Event;
 
 #[derive(Debug, Clone, PartialEq)]
+/// How the [`Correlator`] prices and bounds what it holds.
 pub struct CorrelatorOptions {
+    /// Prices of the cost estimate.
     pub pricing: Pricing,
     /// Requests held while waiting for their report; beyond it the oldest is evicted
     /// and returned as a partial invocation.
@@ -46,8 +48,11 @@ impl Default for CorrelatorOptions {
 /// X-Ray trace header fields.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct XRay {
+    /// `Root=`: the trace id.
     pub root: Option<String>,
+    /// `Parent=`: the caller's segment id.
     pub parent: Option<String>,
+    /// `Sampled=`.
     pub sampled: Option<bool>,
 }
 
@@ -169,6 +174,7 @@ impl Default for Correlator {
 }
 
 impl Correlator {
+    /// A correlator holding nothing yet.
     pub fn new(opts: CorrelatorOptions) -> Correlator {
         let opts = CorrelatorOptions { max_in_flight: opts.max_in_flight.max(1), ..opts };
         Correlator {

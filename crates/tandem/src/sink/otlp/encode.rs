@@ -2,8 +2,8 @@
 //! OTLP/JSON) and its encoding, the three signals and their paths, the instrumentation
 //! scope, and the builders of attribute values and times the signal modules use.
 //!
-//! The OTLP encoders ([`super::resource`], [`super::ids`], [`super::logs`],
-//! [`super::metrics`], [`super::traces`]) own the mapping to OpenTelemetry: the resource
+//! The OTLP encoders (`resource`, `ids`, `logs`, `metrics`, `traces`, beside this
+//! module) own the mapping to OpenTelemetry: the resource
 //! (FaaS and cloud semantic conventions), log records (severity, body,
 //! `faas.invocation_id`, trace context), metrics (DELTA temporality, aggregated per
 //! request) and spans (one SERVER span per invocation with `init`/`runtime`/
@@ -32,6 +32,7 @@ pub enum Protocol {
 }
 
 impl Protocol {
+    /// The `OTEL_EXPORTER_OTLP_PROTOCOL` value.
     pub const fn as_str(self) -> &'static str {
         match self {
             Protocol::HttpProtobuf => "http/protobuf",
@@ -39,6 +40,7 @@ impl Protocol {
         }
     }
 
+    /// The `Content-Type` of a body.
     pub const fn content_type(self) -> &'static str {
         match self {
             Protocol::HttpProtobuf => "application/x-protobuf",
@@ -67,8 +69,10 @@ pub enum Signal {
 }
 
 impl Signal {
+    /// The three signals, in the order a batch sends them.
     pub const ALL: [Signal; 3] = [Signal::Logs, Signal::Metrics, Signal::Traces];
 
+    /// `logs`, `metrics` or `traces`.
     pub const fn as_str(self) -> &'static str {
         match self {
             Signal::Logs => "logs",

@@ -83,6 +83,7 @@ impl Resource {
         }
     }
 
+    /// A string attribute's value.
     pub fn get_str(&self, key: &str) -> Option<&str> {
         self.attributes.iter().find(|kv| kv.key == key).and_then(|kv| match &kv.value {
             Some(AnyValue { value: Some(any_value::Value::StringValue(s)) }) => Some(s.as_str()),
@@ -90,6 +91,7 @@ impl Resource {
         })
     }
 
+    /// Every attribute, in insertion order.
     pub fn attributes(&self) -> &[KeyValue] {
         &self.attributes
     }

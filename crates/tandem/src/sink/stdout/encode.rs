@@ -17,6 +17,7 @@ use crate::model::{HealthSnapshot, Invocation, Item};
 
 /// EMF limits (CloudWatch).
 pub const MAX_METRICS_PER_DIRECTIVE: usize = 100;
+/// At most this many keys per dimension set.
 pub const MAX_DIMENSIONS_PER_SET: usize = 30;
 
 /// The dimension every document carries.
@@ -65,6 +66,7 @@ pub const RESERVED_NAMES: &[&str] = &[
 ];
 
 #[derive(Debug, Clone, PartialEq, Eq)]
+/// The EMF settings of the `stdout` sink.
 pub struct EmfOptions {
     /// Namespace of invocation metrics (`TANDEM_EMF_NAMESPACE`, default `Tandem`).
     pub namespace: String,

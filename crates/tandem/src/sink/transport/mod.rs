@@ -29,8 +29,11 @@ const MAX_ANSWER_BYTES: usize = 64 * 1024;
 /// An answer: its status, `Retry-After` in seconds when given, and (the start of) its body.
 #[derive(Debug)]
 pub struct Answer {
+    /// Its status.
     pub status: StatusCode,
+    /// `Retry-After`, when given in seconds.
     pub retry_after: Option<Duration>,
+    /// The start of the body (up to 64 KiB).
     pub body: Bytes,
 }
 
@@ -43,6 +46,7 @@ pub struct Client {
 }
 
 impl Client {
+    /// A client for `endpoint`'s origin; it connects at the first request.
     pub fn new(endpoint: &Endpoint) -> Client {
         Client { https: endpoint.https, host: endpoint.host.clone(), port: endpoint.port, sender: None }
     }

@@ -8,8 +8,11 @@ use http::Uri;
 /// Where requests go: a parsed `http://` or `https://` URL.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Endpoint {
+    /// `https://` rather than `http://`.
     pub https: bool,
+    /// Host name or address (IPv6 without brackets).
     pub host: String,
+    /// Port (default 80 or 443).
     pub port: u16,
     /// `Host` header value.
     pub authority: String,
