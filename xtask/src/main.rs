@@ -5,7 +5,9 @@ mod bench;
 mod demo;
 mod deploy;
 mod layer;
+mod new_extension;
 mod setup;
+mod template_check;
 mod test;
 mod util;
 
@@ -24,6 +26,11 @@ commands:
   layer [--arch x86_64|arm64|all] [--libc gnu|musl] [--smoke]
                          build the tandem layer zips (target/layer/tandem-<arch>.zip);
                          --smoke runs each in the emulator (arm64 under qemu)
+  new-extension NAME [--logs|--telemetry] [--dir PATH] [--bin-name BIN] [--render-var KEY=VALUE]...
+                         generate an extension project on tandem-sdk from templates/extension (what
+                         `cargo lambda new NAME --extension --template templates/extension` does)
+  template-check         generate both flavours of templates/extension with cargo-lambda and with
+                         new-extension (the same files), build each layer and run its test
   check-deploy           validate deploy/ (cfn-lint on the SAM template; terraform fmt, and
                          terraform validate when its providers can be installed)
   help                   this text";
@@ -39,6 +46,8 @@ fn main() -> ExitCode {
         Some("demo") => demo::run(&rest),
         Some("bench") => bench::run(&rest),
         Some("check-deploy") => deploy::run(&rest),
+        Some("new-extension") => new_extension::run(&rest),
+        Some("template-check") => template_check::run(&rest),
         Some("help" | "-h" | "--help") => {
             println!("{USAGE}");
             Ok(())
