@@ -123,7 +123,6 @@ async fn handle(
                         request_id: id.to_owned(),
                         error_type: header(h, headers::RUNTIME_FUNCTION_ERROR_TYPE),
                         body: b,
-                        xray_cause: header(h, headers::RUNTIME_XRAY_ERROR_CAUSE),
                         received: arrived,
                     };
                     call(&driver, c).await
@@ -271,7 +270,6 @@ async fn runtime_response(
         body: buf.freeze(),
         first_byte: first_byte.unwrap_or(last_byte),
         last_byte,
-        streaming,
         error_trailer: trailer,
     };
     call(driver, c).await

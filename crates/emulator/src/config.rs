@@ -31,32 +31,47 @@ const NOT_FOR_EXTENSIONS: &[&str] = &[
     "LAMBDA_TASK_ROOT",
 ];
 
+/// How to build an environment: the function, its runtime and extensions, Lambda's
+/// settings and limits, and what the emulator records.
 #[derive(Debug, Clone)]
 pub struct Config {
+    /// `AWS_LAMBDA_FUNCTION_NAME`.
     pub function_name: String,
+    /// `AWS_LAMBDA_FUNCTION_VERSION`.
     pub function_version: String,
+    /// `_HANDLER`.
     pub handler: String,
+    /// `AWS_REGION`.
     pub region: String,
+    /// The account in the function's ARN (and `accountId` at register).
     pub account_id: String,
+    /// The function's memory (128 to 10240 MB).
     pub memory_mb: u64,
+    /// The invocation timeout.
     pub timeout: Duration,
+    /// The limit of the first init (10 s in the cloud).
     pub init_timeout: Duration,
     /// The runtime's argv (program first).
     pub runtime: Vec<String>,
     /// `LAMBDA_TASK_ROOT` and the runtime's working directory; the runtime's directory when unset.
     pub task_root: Option<PathBuf>,
+    /// External extension executables, started in this order at each init.
     pub extensions: Vec<PathBuf>,
     /// The function's own variables (`--env K=V`); extensions see them too.
     pub env: Vec<(String, String)>,
     /// Values for [`INHERITED`] (normally the caller's).
     pub inherited: Vec<(String, String)>,
+    /// Freeze the processes between invocations, as Lambda does.
     pub freeze: bool,
+    /// Invocations that may wait while one runs (more are refused).
     pub queue_limit: usize,
+    /// Where the console lines (function and extension output, START/END/REPORT) go.
     pub console: ConsoleOutput,
     /// Where the Runtime API listens (port 0: any free port).
     pub runtime_api: SocketAddr,
     /// Platform-side telemetry buffer per subscriber.
     pub telemetry_buffer_items: usize,
+    /// Platform-side telemetry buffer per subscriber, in bytes.
     pub telemetry_buffer_bytes: usize,
     /// Keep the body of every telemetry delivery (for tests).
     pub record_bodies: bool,
@@ -139,10 +154,12 @@ impl Config {
         }
     }
 
+    /// The function's value of `key` (the last one given wins).
     pub fn env_value(&self, key: &str) -> Option<&str> {
         self.env.iter().rev().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
     }
 
+    /// `LAMBDA_TASK_ROOT`: the one given, else the runtime's directory.
     pub fn task_root(&self) -> PathBuf {
         if let Some(t) = &self.task_root {
             return t.clone();

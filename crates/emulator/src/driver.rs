@@ -28,6 +28,7 @@ const OBSERVATIONS_KEPT: usize = 200_000;
 /// What an invocation's caller gets back.
 #[derive(Debug, Clone, PartialEq)]
 pub struct InvokeOutcome {
+    /// The invocation's result.
     pub result: InvokeResult,
     /// The last 4 KB of the invocation's log, when it was asked for.
     pub log_tail: Option<String>,
@@ -45,8 +46,11 @@ pub enum DriverMsg {
 /// One lifecycle observation with its time.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Observed {
+    /// When it was observed.
     pub at: Instant,
+    /// The same time, milliseconds since the epoch.
     pub epoch_ms: u64,
+    /// What was observed.
     pub what: Observation,
 }
 
@@ -64,17 +68,19 @@ struct Proc {
     alive: bool,
 }
 
+/// The owner of one environment: its lifecycle, and everything that carries out the
+/// lifecycle's actions (processes, freezer, memory, timers, pending replies).
 pub struct Driver {
-    pub lc: Lifecycle,
-    pub cfg: Arc<Config>,
-    pub clock: Clock,
-    pub hub: Hub,
-    pub freezer: Freezer,
-    pub memory: Memory,
-    pub tx: mpsc::UnboundedSender<DriverMsg>,
-    pub observations: Arc<Observations>,
-    pub runtime_env: Vec<(String, String)>,
-    pub extension_env: Vec<(String, String)>,
+    lc: Lifecycle,
+    cfg: Arc<Config>,
+    clock: Clock,
+    hub: Hub,
+    freezer: Freezer,
+    memory: Memory,
+    tx: mpsc::UnboundedSender<DriverMsg>,
+    observations: Arc<Observations>,
+    runtime_env: Vec<(String, String)>,
+    extension_env: Vec<(String, String)>,
     procs: HashMap<ProcKind, Proc>,
     replies: HashMap<Token, oneshot::Sender<Reply>>,
     invokes: HashMap<Token, oneshot::Sender<Result<InvokeOutcome, Rejection>>>,

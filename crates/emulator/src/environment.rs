@@ -144,6 +144,7 @@ impl Environment {
         self.runtime_api
     }
 
+    /// The configuration it runs with (paths made absolute).
     pub fn config(&self) -> &Config {
         &self.cfg
     }

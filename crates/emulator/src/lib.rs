@@ -19,26 +19,31 @@
 //! # Ok(()) }
 //! ```
 //!
-//! See ARCHITECTURE.md for the map: [`lifecycle`] decides (sans-I/O), the driver acts,
-//! [`api`] frames HTTP, [`telemetry`] delivers, [`process`], [`freeze`] and [`memory`]
-//! deal with the operating system.
+//! See ARCHITECTURE.md for the map: `lifecycle` decides (sans-I/O), `driver` acts,
+//! `api` frames HTTP, `telemetry` delivers, `process`, `freeze` and `memory` deal with
+//! the operating system. The modules are private; this root is the library API.
 
-pub mod api;
-pub mod cli;
-pub mod clock;
-pub mod config;
-pub mod driver;
-pub mod environment;
-pub mod freeze;
-pub mod invoke_api;
-pub mod lifecycle;
-pub mod memory;
-pub mod process;
-pub mod telemetry;
+#![warn(missing_docs)]
 
+mod api;
+mod cli;
+mod clock;
+mod config;
+mod driver;
+mod environment;
+mod freeze;
+mod invoke_api;
+mod lifecycle;
+mod memory;
+mod process;
+mod telemetry;
+
+pub use cli::main as run_cli;
 pub use config::Config;
 pub use driver::{InvokeOutcome, Observed};
 pub use environment::{Environment, Error};
-pub use lifecycle::{InvokeRequest, InvokeResult, Observation};
+pub use invoke_api::serve as serve_invoke_api;
+pub use lifecycle::{ExitInfo, InvokeRequest, InvokeResult, Observation, Rejection, Signal};
+pub use memory::Method as MemoryMethod;
 pub use telemetry::delivery::{Delivery, Outcome};
 pub use telemetry::ConsoleOutput;

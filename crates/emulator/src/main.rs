@@ -1,6 +1,6 @@
-//! The `tandem-emulator` binary; see [`tandem_emulator::cli`].
+//! The `tandem-emulator` binary: `serve` and `invoke`; see [`tandem_emulator::run_cli`].
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
-    tandem_emulator::cli::main().await
+    tandem_emulator::run_cli().await
 }

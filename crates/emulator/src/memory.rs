@@ -21,7 +21,9 @@ const MIB: u64 = 1024 * 1024;
 /// How memory is measured and limited.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Method {
+    /// A cgroup v1 memory controller: limit enforced by the kernel, peak read from it.
     Cgroup,
+    /// The processes' RSS, sampled; the limit enforced by killing the largest.
     RssSampling,
 }
 

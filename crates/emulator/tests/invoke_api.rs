@@ -22,7 +22,7 @@ impl FrontDoor {
         let env = Arc::new(start(cfg).await);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind the Invoke API");
         let addr = listener.local_addr().expect("local address");
-        let server = tokio::spawn(tandem_emulator::invoke_api::serve(listener, env.clone()));
+        let server = tokio::spawn(tandem_emulator::serve_invoke_api(listener, env.clone()));
         FrontDoor { env, addr, server }
     }
 

@@ -157,7 +157,7 @@ async fn shell_bootstrap_answers_and_reports_function_errors() {
 /// the invocation's receiver and its request id.
 async fn as_runtime() -> (
     OpenInit,
-    tokio::sync::oneshot::Receiver<Result<tandem_emulator::InvokeOutcome, tandem_emulator::lifecycle::Rejection>>,
+    tokio::sync::oneshot::Receiver<Result<tandem_emulator::InvokeOutcome, tandem_emulator::Rejection>>,
     String,
 ) {
     let mut h = OpenInit::new().await;

@@ -478,7 +478,7 @@ async fn memory_is_measured_and_the_method_is_reported() {
     let env = start(cfg).await;
     let method = env.memory_method();
     assert!(!method.to_string().is_empty());
-    if method == tandem_emulator::memory::Method::Cgroup {
+    if method == tandem_emulator::MemoryMethod::Cgroup {
         assert!(
             std::path::Path::new("/sys/fs/cgroup/memory/tandem-emulator").is_dir(),
             "a cgroup method has its cgroup"

@@ -57,7 +57,7 @@ fn exited_cleanly(env: &Environment, name: &str) -> bool {
         |o| matches!(&o.what, Observation::ProcessExited { process, exit } if process == name && exit.code == Some(0)),
     );
     let killed = obs.iter().any(|o| {
-        matches!(&o.what, Observation::Signalled { process, signal: tandem_emulator::lifecycle::Signal::Kill } if process == name)
+        matches!(&o.what, Observation::Signalled { process, signal: tandem_emulator::Signal::Kill } if process == name)
     });
     exited && !killed
 }

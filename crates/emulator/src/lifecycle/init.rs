@@ -11,7 +11,7 @@ use std::time::Instant;
 use tandem_wire::error::types as et;
 use tandem_wire::telemetry::{
     self as tm, InitStart, InitializationType, PhaseDone, PhaseMetrics, PhaseReport, Record, RuntimeDone,
-    RuntimeDoneMetrics, Start, Status,
+    RuntimeDoneMetrics, Status,
 };
 use tandem_wire::ShutdownReason;
 
@@ -164,14 +164,7 @@ impl Lifecycle {
         if let Some(q) = init.attached {
             // The invocation that waited for this init fails with the init's error.
             let tracing = q.tracing.clone();
-            self.emit(
-                ctx.now,
-                Record::Start(Start {
-                    request_id: q.request_id.clone(),
-                    version: Some(self.cfg.function_version.clone()),
-                    tracing: Some(tracing.clone()),
-                }),
-            );
+            self.emit_start(ctx, &q);
             let payload = error_payload(&f.error_type, &format!("RequestId: {} Error: {}", q.request_id, f.message));
             let duration_ms = ms_between(init.start, ctx.now);
             self.out.push(Action::InvokeResult {

@@ -37,14 +37,7 @@ impl Lifecycle {
         let deadline_ms = self.clock.epoch_ms(deadline);
         let tracing = q.tracing.clone();
         let arn = self.cfg.function_arn();
-        self.emit(
-            ctx.now,
-            Record::Start(Start {
-                request_id: q.request_id.clone(),
-                version: Some(self.cfg.function_version.clone()),
-                tracing: Some(tracing.clone()),
-            }),
-        );
+        self.emit_start(ctx, &q);
         self.observe(Observation::InvokeStart { request_id: q.request_id.clone() });
         let event = NextEvent::Invoke(InvokeEvent {
             deadline_ms,
@@ -92,6 +85,16 @@ impl Lifecycle {
             last_ext_next: None,
             init_duration_ms: if init_start.is_none() { self.cold_init_ms.take() } else { None },
         });
+    }
+
+    /// The invocation's `platform.start`.
+    pub(super) fn emit_start(&mut self, ctx: Ctx, q: &Queued) {
+        let record = Start {
+            request_id: q.request_id.clone(),
+            version: Some(self.cfg.function_version.clone()),
+            tracing: Some(q.tracing.clone()),
+        };
+        self.emit(ctx.now, Record::Start(record));
     }
 
     /// Answers the caller (once) with the function's result.

@@ -59,15 +59,20 @@ pub enum ProcKind {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// A signal the lifecycle sends a process.
 pub enum Signal {
+    /// SIGTERM: the runtime's notice at spin-down.
     Term,
+    /// SIGKILL.
     Kill,
 }
 
 /// How a process ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct ExitInfo {
+    /// Its exit status, when it exited.
     pub code: Option<i32>,
+    /// The signal that ended it, when one did.
     pub signal: Option<i32>,
     /// The memory limit killed it.
     pub oom: bool,
@@ -87,9 +92,11 @@ impl std::fmt::Display for ExitInfo {
 /// One synchronous invocation as the caller made it.
 #[derive(Debug, Clone, Default)]
 pub struct InvokeRequest {
+    /// The event, as the runtime receives it.
     pub payload: Bytes,
     /// Decoded client context JSON (the Invoke API sends it base64-encoded).
     pub client_context: Option<String>,
+    /// Cognito identity JSON (mobile SDK callers).
     pub cognito_identity: Option<String>,
     /// `X-Amzn-Trace-Id` of the caller; one is generated when absent.
     pub trace_id: Option<String>,
@@ -100,13 +107,17 @@ pub struct InvokeRequest {
 /// What the caller of an invocation gets.
 #[derive(Debug, Clone, PartialEq)]
 pub struct InvokeResult {
+    /// The invocation's request id.
     pub request_id: String,
+    /// The function's response, or the error body when it failed.
     pub payload: Bytes,
     /// `Some("Unhandled")` when the function failed (the Invoke API's `X-Amz-Function-Error`).
     pub function_error: Option<String>,
     /// The error type when the invocation failed.
     pub error_type: Option<String>,
+    /// How the invocation ended.
     pub status: Status,
+    /// The caller asked for the log tail.
     pub want_tail: bool,
 }
 
@@ -128,7 +139,6 @@ pub enum ApiCall {
         body: Bytes,
         first_byte: Instant,
         last_byte: Instant,
-        streaming: bool,
         /// `(error type, decoded error body)` from the streaming trailers.
         error_trailer: Option<(String, Bytes)>,
     },
@@ -141,7 +151,6 @@ pub enum ApiCall {
         request_id: String,
         error_type: Option<String>,
         body: Bytes,
-        xray_cause: Option<String>,
         received: Instant,
     },
     RuntimeInitError {
@@ -243,57 +252,97 @@ impl Reply {
 pub enum Observation {
     /// A process started (reported by the driver).
     Spawned {
+        /// `runtime` or the extension's file name.
         process: String,
+        /// Its process id (and process group).
         pid: i32,
     },
+    /// An init began.
     InitStart {
+        /// `init`, or `invoke` for a suppressed init.
         phase: tm::Phase,
     },
+    /// An extension registered.
     ExtensionRegistered {
+        /// The name it registered under.
         name: String,
+        /// The identifier it was given.
         id: String,
+        /// Launched from the extensions (else registered from the runtime's process).
         external: bool,
+        /// The events it registered for.
         events: Vec<String>,
     },
+    /// An extension called `next` for the first time.
     ExtensionReady {
+        /// Its name.
         name: String,
     },
+    /// The runtime called `next` for the first time.
     RuntimeReady,
+    /// An init ended, however it ended.
     InitEnd {
+        /// How it ended.
         status: Status,
+        /// Why it failed, when it did.
         error_type: Option<String>,
+        /// How long it took.
         duration_ms: f64,
     },
+    /// An invocation began.
     InvokeStart {
+        /// Its request id.
         request_id: String,
     },
+    /// An event was given to an extension (now, or at its next `next`).
     EventDelivered {
+        /// The extension's name.
         extension: String,
+        /// The event.
         event: NextEvent,
     },
+    /// The runtime answered an invocation (response or error).
     RuntimeResponded {
+        /// The invocation's request id.
         request_id: String,
     },
+    /// An invocation ended (its report).
     InvokeEnd {
+        /// Its request id.
         request_id: String,
+        /// How it ended.
         status: Status,
+        /// Why it failed, when it did.
         error_type: Option<String>,
+        /// Its duration, as reported.
         duration_ms: f64,
     },
+    /// The processes were frozen.
     Frozen,
+    /// The processes were thawed.
     Thawed,
+    /// A shutdown or reset began.
     ShutdownStart {
+        /// Why.
         reason: ShutdownReason,
+        /// When what is left is killed, milliseconds since the epoch.
         deadline_ms: u64,
     },
+    /// A process was sent a signal.
     Signalled {
+        /// `runtime` or the extension's file name.
         process: String,
+        /// Which signal.
         signal: Signal,
     },
+    /// A process ended.
     ProcessExited {
+        /// `runtime` or the extension's file name.
         process: String,
+        /// How it ended.
         exit: ExitInfo,
     },
+    /// The environment shut down; nothing runs any more.
     ShutdownComplete,
 }
 

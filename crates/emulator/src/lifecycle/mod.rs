@@ -227,12 +227,9 @@ impl Lifecycle {
         self.generation
     }
 
+    #[cfg(test)]
     pub fn extensions(&self) -> &[Extension] {
         &self.exts
-    }
-
-    pub fn config(&self) -> &LifecycleConfig {
-        &self.cfg
     }
 
     /// The name of a process, for logs and observations.

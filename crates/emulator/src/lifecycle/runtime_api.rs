@@ -11,7 +11,7 @@ impl Lifecycle {
     pub(super) fn on_api(&mut self, ctx: Ctx, token: Token, call: ApiCall) {
         match call {
             ApiCall::RuntimeNext => self.on_runtime_next(ctx, token),
-            ApiCall::RuntimeResponse { request_id, body, first_byte, last_byte, streaming: _, error_trailer } => {
+            ApiCall::RuntimeResponse { request_id, body, first_byte, last_byte, error_trailer } => {
                 if !self.check_invocation(token, &request_id) {
                     return;
                 }
@@ -60,7 +60,7 @@ impl Lifecycle {
                 );
                 self.answer_caller(payload, true);
             }
-            ApiCall::RuntimeError { request_id, error_type, body, xray_cause: _, received } => {
+            ApiCall::RuntimeError { request_id, error_type, body, received } => {
                 if !self.check_invocation(token, &request_id) {
                     return;
                 }

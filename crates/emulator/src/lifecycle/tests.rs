@@ -94,7 +94,6 @@ impl H {
             body: Bytes::from_static(body),
             first_byte: now,
             last_byte: now,
-            streaming: false,
             error_trailer: None,
         })
     }
@@ -411,7 +410,6 @@ fn function_error_is_unhandled_with_the_posted_type() {
         request_id: "r1".into(),
         error_type: Some("MyError".into()),
         body: Bytes::from_static(br#"{"errorMessage":"boom","errorType":"MyError","stackTrace":[]}"#),
-        xray_cause: None,
         received: now,
     });
     assert_eq!(reply(&a, t).unwrap().status, 202);

@@ -54,6 +54,8 @@ impl Buffer {
         self.limits = limits;
     }
 
+    /// Events held (what the tests check; the hub only asks whether it is empty).
+    #[cfg(test)]
     pub fn len(&self) -> usize {
         self.queue.len()
     }

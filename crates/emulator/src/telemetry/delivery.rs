@@ -75,21 +75,26 @@ pub enum Outcome {
 /// One delivery attempt, as a test reads it back.
 #[derive(Debug, Clone)]
 pub struct Delivery {
+    /// The subscribing extension's name.
     pub subscriber: String,
     /// Batch number for this subscriber, from 1; retries keep the number.
     pub batch: u64,
+    /// Attempt number of this batch, from 1.
     pub attempt: u32,
     /// When the attempt started, in epoch milliseconds.
     pub sent_ms: u64,
+    /// How it went.
     pub outcome: Outcome,
     /// Number of events in the batch.
     pub events: usize,
     /// The body as sent (empty when bodies are not recorded).
     pub body: Bytes,
+    /// HTTP or TCP.
     pub protocol: Protocol,
 }
 
 impl Delivery {
+    /// Whether the subscriber accepted it.
     pub fn delivered(&self) -> bool {
         matches!(self.outcome, Outcome::Delivered(_))
     }

@@ -40,8 +40,11 @@ const CONSOLE_KEEP: usize = 20_000;
 /// Where the console lines go.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ConsoleOutput {
+    /// Nowhere (kept in memory for [`crate::Environment::console_lines`] only).
     None,
+    /// The emulator's stdout.
     Stdout,
+    /// The emulator's stderr.
     Stderr,
 }
 
