@@ -435,3 +435,27 @@ fn protocol_and_signal_names() {
     assert_eq!(Protocol::HttpJson.as_str(), "http/json");
     assert_eq!(Signal::Traces.path(), "/v1/traces");
 }
+
+#[test]
+fn an_endpoint_with_an_invalid_port_is_a_problem_never_port_80() {
+    for bad in ["http://collector:99999", "http://collector:abc"] {
+        let (cfg, problems) = crate::config::Config::load_with(
+            env(&[("OTEL_EXPORTER_OTLP_ENDPOINT", bad), ("TANDEM_SINKS", "otlp")]),
+            |_| Err(std::io::Error::from(std::io::ErrorKind::NotFound)),
+        );
+        assert!(
+            problems.iter().any(|p| p.key == "OTEL_EXPORTER_OTLP_ENDPOINT" && p.message.contains("invalid port")),
+            "{bad}: {problems:?}"
+        );
+        assert_eq!(
+            cfg.otlp.logs.endpoint,
+            format!("{}/v1/logs", config::DEFAULT_OTLP_ENDPOINT),
+            "{bad}: the default is used"
+        );
+    }
+    let (_, problems) = crate::config::Config::load_with(
+        env(&[("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "http://c:65536/v1/traces")]),
+        |_| Err(std::io::Error::from(std::io::ErrorKind::NotFound)),
+    );
+    assert!(problems.iter().any(|p| p.key == "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"), "{problems:?}");
+}

@@ -41,7 +41,7 @@ impl Endpoint {
         if host.is_empty() {
             return Err("has no host".into());
         }
-        let port = authority.port_u16().unwrap_or(if https { 443 } else { 80 });
+        let port = explicit_port(authority.as_str()).map_err(String::from)?.unwrap_or(if https { 443 } else { 80 });
         let path = uri.path_and_query().map_or("/".to_owned(), |p| p.as_str().to_owned());
         let path = if path.is_empty() { "/".to_owned() } else { path };
         Ok(Endpoint { https, host, port, authority: authority.as_str().to_owned(), path })
@@ -72,7 +72,29 @@ pub fn check_url(url: &str) -> Result<(), &'static str> {
     if url.bytes().any(|c| c.is_ascii_whitespace() || c.is_ascii_control()) {
         return Err("contains spaces or control characters");
     }
-    Ok(())
+    explicit_port(host).map(|_| ())
+}
+
+/// The port an authority (`host`, `host:port`, `[v6]:port`, without userinfo) names,
+/// if any. A port that is not a number from 1 to 65535 is an error: it must never fall
+/// back to the scheme's default (an `:99999` typo would silently send to port 80).
+fn explicit_port(authority: &str) -> Result<Option<u16>, &'static str> {
+    let after_host = match authority.strip_prefix('[') {
+        Some(v6) => match v6.split_once(']') {
+            Some((_, rest)) => rest,
+            None => return Err("has an unterminated [IPv6] host"),
+        },
+        None => authority.rsplit_once('@').map_or(authority, |(_, h)| h),
+    };
+    let Some(i) = after_host.find(':') else { return Ok(None) };
+    let digits = &after_host[i + 1..];
+    if digits.is_empty() {
+        return Ok(None);
+    }
+    match digits.parse::<u16>() {
+        Ok(p) if p > 0 && digits.bytes().all(|c| c.is_ascii_digit()) => Ok(Some(p)),
+        _ => Err("has an invalid port (a number from 1 to 65535)"),
+    }
 }
 
 /// The URL without credentials or query string, for messages and `describe`.
@@ -127,6 +149,13 @@ mod tests {
         let a = Endpoint::parse("http://h:1/a").unwrap();
         assert!(a.same_origin(&Endpoint::parse("http://h:1/b").unwrap()));
         assert!(!a.same_origin(&Endpoint::parse("http://h:2/a").unwrap()));
+        for bad in ["http://h:99999/x", "http://h:abc/x", "http://h:0/x", "http://[::1]:70000/", "http://h:+80/"] {
+            assert!(check_url(bad).unwrap_err().contains("invalid port"), "{bad}");
+            assert!(Endpoint::parse(bad).is_err(), "{bad}");
+        }
+        assert_eq!(Endpoint::parse("http://h:/x").unwrap().port, 80);
+        assert_eq!(Endpoint::parse("http://[::1]:65535/").unwrap().port, 65535);
+        assert!(check_url("http://[::1]:4318/v1/logs").is_ok());
         if cfg!(feature = "tls") {
             assert_eq!(Endpoint::parse("https://logs.example.com/in").unwrap().port, 443);
         } else {
