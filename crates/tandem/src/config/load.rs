@@ -260,6 +260,10 @@ pub(crate) fn load_file(
             return;
         }
     };
+    if let Err(why) = check_nesting(&text, MAX_NESTING) {
+        l.problem("TANDEM_CONFIG", format!("cannot parse {shown}: {why}; file ignored"));
+        return;
+    }
     let table: Map<String, Value> = match basic_toml::from_str(&text) {
         Ok(t) => t,
         Err(e) => {
@@ -292,6 +296,77 @@ pub(crate) fn load_file(
     }
     l.file = flat;
     l.file_path = Some(shown);
+}
+
+/// Deepest nesting of arrays and inline tables a `TANDEM_CONFIG` file may have. The
+/// TOML parser (and the conversion to values) recurse once per level, so an unbounded
+/// depth (`rules = [[[[…` 20,000 deep in 40 KB) would overflow the stack and abort the
+/// extension; the deepest real setting (`[[rules]]` with an attribute list) needs 3.
+pub(crate) const MAX_NESTING: usize = 32;
+
+/// Checks, without recursion, that no array or inline table in `text` lies deeper than
+/// `max`: a TOML scan that skips comments and the four kinds of strings and counts
+/// `[`/`{` against `]`/`}` (table headers count too, at most 2). Errors say where.
+pub(crate) fn check_nesting(text: &str, max: usize) -> Result<(), String> {
+    let b = text.as_bytes();
+    let (mut i, mut depth, mut line) = (0, 0usize, 1usize);
+    // Index just past the end of a string opened at `i` by `quote` (1 or 3 bytes);
+    // basic strings (`"`) have backslash escapes, literal ones (`'`) none.
+    let skip_string = |mut i: usize, q: u8, triple: bool, line: &mut usize| -> usize {
+        let close: &[u8] = if triple { &b[i..i + 3] } else { &b[i..i + 1] };
+        i += close.len();
+        while i < b.len() {
+            match b[i] {
+                b'\\' if q == b'"' => {
+                    *line += usize::from(b.get(i + 1) == Some(&b'\n'));
+                    i += 2;
+                }
+                b'\n' if !triple => return i,
+                c if c == q && b[i..].starts_with(close) => {
+                    i += close.len();
+                    // A multi-line string may end with up to two more quotes (`""""`).
+                    while triple && i < b.len() && b[i] == q {
+                        i += 1;
+                    }
+                    return i;
+                }
+                c => {
+                    *line += usize::from(c == b'\n');
+                    i += 1;
+                }
+            }
+        }
+        i
+    };
+    while i < b.len() {
+        match b[i] {
+            b'#' => {
+                while i < b.len() && b[i] != b'\n' {
+                    i += 1;
+                }
+            }
+            q @ (b'"' | b'\'') => {
+                let triple = b[i..].starts_with(&[q, q, q]);
+                i = skip_string(i, q, triple, &mut line);
+            }
+            b'[' | b'{' => {
+                depth += 1;
+                if depth > max {
+                    return Err(format!("line {line}: arrays or inline tables nested deeper than {max} levels"));
+                }
+                i += 1;
+            }
+            b']' | b'}' => {
+                depth = depth.saturating_sub(1);
+                i += 1;
+            }
+            c => {
+                line += usize::from(c == b'\n');
+                i += 1;
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Settings whose file value may be a table (a `k=v` list) rather than a section.

@@ -380,3 +380,39 @@ fn sizes_and_urls() {
     assert_eq!(redact_url("http://h:1/p#frag"), "http://h:1/p?***");
     assert_eq!(redact_url("http://h"), "http://h");
 }
+
+#[test]
+fn deep_nesting_is_a_problem_not_a_stack_overflow() {
+    // 40 KB of `[`: the depth that aborted the extension before the bound.
+    let deep = format!("rules = {}{}\n", "[".repeat(20_000), "]".repeat(20_000));
+    let (c, problems) = Config::load_with(env(&[("TANDEM_CONFIG", "/etc/tandem.toml")]), |_| Ok(deep.clone()));
+    assert_eq!(c.config_file, None, "the file is ignored");
+    assert_eq!(c.sinks, vec![SinkKind::Stdout]);
+    assert_eq!(
+        problems.iter().map(Problem::to_string).collect::<Vec<_>>(),
+        vec![format!(
+            "TANDEM_CONFIG: cannot parse /etc/tandem.toml: line 1: arrays or inline tables nested deeper than {} levels; file ignored",
+            load::MAX_NESTING
+        )]
+    );
+    // Inline tables count too.
+    let deep = format!("x = {}{}\n", "{a = ".repeat(5_000), "}".repeat(5_000));
+    let (_, problems) = Config::load_with(env(&[("TANDEM_CONFIG", "/etc/tandem.toml")]), |_| Ok(deep.clone()));
+    assert!(problems[0].message.contains("nested deeper than"), "{problems:?}");
+}
+
+#[test]
+fn nesting_scan_skips_strings_and_comments() {
+    let ok = |t: &str| load::check_nesting(t, 2);
+    assert_eq!(ok("a = [[1], [2]]\n[[rules]]\nkind = \"mask\"\n"), Ok(()));
+    assert_eq!(
+        ok("a = \"[[[[\" # [[[[\nb = '{{{{'\nc = \"\"\"\n[[[\n\"\"\"\nd = '''[[['''\ne = \"\\\"[[[\"\n"),
+        Ok(())
+    );
+    assert_eq!(
+        ok("a = [[1]]\n# ]]]]\nb = [[[2]]]"),
+        Err("line 3: arrays or inline tables nested deeper than 2 levels".into())
+    );
+    // The real file of the other tests is well within the bound.
+    assert_eq!(load::check_nesting(TOML, load::MAX_NESTING), Ok(()));
+}

@@ -1,0 +1,53 @@
+//! Bad input never fails the function: a hostile `TANDEM_CONFIG` (nested 20,000 deep,
+//! `/dev/zero`, a FIFO, a directory) is one problem line at init and the defaults, and
+//! every invocation still succeeds. Real `tandem` in tandem-emulator, like e2e.rs.
+
+mod common;
+
+use common::*;
+use serde_json::json;
+use std::path::Path;
+use tandem_wire::Status;
+
+/// Starts tandem with `TANDEM_CONFIG=config`, invokes twice, and returns the console
+/// after SHUTDOWN (the EMF documents of the stdout fallback included).
+async fn run_with_config(tag: &str, config: &Path) -> Vec<String> {
+    let dir = tempdir(tag);
+    let env = start(&dir, &[("TANDEM_CONFIG", config.display().to_string())], |_| {}).await;
+    let mut ids = Vec::new();
+    for i in 0..2 {
+        let r = invoke(&env, json!({"log": [format!("{tag} line {i}")]})).await;
+        assert_eq!(r.result.status, Status::Success, "the function is not affected: {:#?}", env.console_lines());
+        ids.push(r.result.request_id);
+    }
+    env.shutdown().await;
+    let console = console_after_shutdown(&env, |c| {
+        ids.iter().all(|id| c.iter().any(|l| l.starts_with("{\"_aws\"") && l.contains(id.as_str())))
+    })
+    .await;
+    for id in &ids {
+        assert!(
+            console.iter().any(|l| l.starts_with("{\"_aws\"") && l.contains(id.as_str())),
+            "the stdout sink runs on the defaults: {console:#?}"
+        );
+    }
+    let _ = std::fs::remove_dir_all(dir);
+    console
+}
+
+fn told(console: &[String], needle: &str) -> usize {
+    console.iter().filter(|l| l.contains(needle)).count()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_config_nested_20000_deep_is_a_problem_not_a_crash() {
+    let dir = tempdir("deep-config");
+    let file = dir.join("tandem.toml");
+    // 40 KB: `rules = [[[[…]]]]`, the file that overflowed the stack.
+    std::fs::write(&file, format!("rules = {}{}\n", "[".repeat(20_000), "]".repeat(20_000))).expect("write");
+    let console = run_with_config("deep", &file).await;
+    let line =
+        format!("[tandem] TANDEM_CONFIG: cannot parse {}: line 1: arrays or inline tables nested", file.display());
+    assert_eq!(told(&console, &line), 1, "{console:#?}");
+    let _ = std::fs::remove_dir_all(dir);
+}
