@@ -11,6 +11,7 @@ use crate::{diag, Error};
 use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
+use tandem_wire::error::types as et;
 use tandem_wire::extensions::{EventType, InvokeEvent, NextEvent, ShutdownEvent, ShutdownReason};
 use tandem_wire::telemetry::TelemetryType;
 use tandem_wire::Event;
@@ -186,7 +187,7 @@ impl Extension {
             return Err(fail(&client, &id, true, e).await);
         }
         if let Err(e) = guarded("init", handler.init(&ctx)).await {
-            let e = if e.is_fatal() { e } else { Error::fatal("Extension.InitFailed", e.message()) };
+            let e = if e.is_fatal() { e } else { Error::fatal(et::EXTENSION_INIT_FAILED, e.message()) };
             return Err(fail(&client, &id, true, e).await);
         }
         Ok((client, ctx))
@@ -200,7 +201,7 @@ impl Extension {
         let port = listener
             .local_addr()
             .map_err(|e| {
-                Error::fatal("Extension.ListenerFailed", format!("the telemetry listener has no address: {e}"))
+                Error::fatal(et::EXTENSION_LISTENER_FAILED, format!("the telemetry listener has no address: {e}"))
             })?
             .port();
         let request = cfg.request(port)?;
@@ -208,7 +209,7 @@ impl Extension {
         client
             .subscribe(ctx.extension_id(), cfg.api, &request)
             .await
-            .map_err(|e| Error::fatal("Extension.SubscribeFailed", e.message()))
+            .map_err(|e| Error::fatal(et::EXTENSION_SUBSCRIBE_FAILED, e.message()))
     }
 
     /// Runs the extension until SHUTDOWN has been handled. Return from `main` after it:
@@ -321,7 +322,7 @@ impl Internal {
 
 /// Reports a fatal error to Lambda and returns it.
 async fn fail(client: &Client, id: &str, init: bool, e: Error) -> Error {
-    let error_type = e.error_type().unwrap_or("Extension.UnknownError").to_owned();
+    let error_type = e.error_type().unwrap_or(et::EXTENSION_UNKNOWN_ERROR).to_owned();
     diag::line(format_args!("{e}"));
     if let Err(report) = client.report_error(id, init, &error_type, e.message()).await {
         diag::line(format_args!("could not report {error_type} to Lambda: {report}"));

@@ -16,6 +16,7 @@ use std::convert::Infallible;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
+use tandem_wire::error::types as et;
 use tandem_wire::subscription::{Api, Buffering, Destination, SubscribeRequest, SANDBOX_HOST};
 use tandem_wire::telemetry::{LogRecord, Record, TelemetryType};
 use tandem_wire::Event;
@@ -82,7 +83,7 @@ impl TelemetryConfig {
             }),
         };
         req.validate(self.api).map_err(|m| {
-            Error::fatal("Extension.ConfigInvalid", format!("the telemetry subscription is invalid: {m}"))
+            Error::fatal(et::EXTENSION_CONFIG_INVALID, format!("the telemetry subscription is invalid: {m}"))
         })?;
         Ok(req)
     }
@@ -116,10 +117,10 @@ pub(crate) async fn bind(cfg: &TelemetryConfig) -> Result<TcpListener, Error> {
             ));
             TcpListener::bind(SocketAddr::new(ip, 0))
                 .await
-                .map_err(|e| Error::fatal("Extension.ListenerFailed", format!("cannot listen on {ip}: {e}")))
+                .map_err(|e| Error::fatal(et::EXTENSION_LISTENER_FAILED, format!("cannot listen on {ip}: {e}")))
         }
         Err(e) => Err(Error::fatal(
-            "Extension.ListenerFailed",
+            et::EXTENSION_LISTENER_FAILED,
             format!(
                 "cannot listen on {ip}:{} for telemetry: {e}; choose another port or let the SDK pick one (port 0)",
                 cfg.port

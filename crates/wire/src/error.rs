@@ -102,6 +102,12 @@ pub mod types {
     pub const LOGS_CONFLICT: &str = "Logs.SubscriptionConflict";
 
     // Invoke failures (function errors and platform faults).
+    /// Prefix of the runtime's failures.
+    pub const RUNTIME_PREFIX: &str = "Runtime.";
+    /// Prefix of the platform's faults (status `failure`, or `timeout` for a timeout).
+    pub const SANDBOX_PREFIX: &str = "Sandbox.";
+    /// Prefix of the extensions' failures.
+    pub const EXTENSION_PREFIX: &str = "Extension.";
     /// The function's response was over the limit.
     pub const FUNCTION_RESPONSE_TOO_LARGE: &str = "Function.ResponseSizeTooLarge";
     /// The runtime process exited.
@@ -137,6 +143,18 @@ pub mod types {
     pub const INVALID_REQUEST_CONTENT: &str = "InvalidRequestContentException";
     /// The service could not run the invocation.
     pub const SERVICE_EXCEPTION: &str = "ServiceException";
+
+    // Reported by extensions built on tandem-sdk (Lambda accepts any `Extension.*`).
+    /// The extension's configuration (here, its telemetry subscription) is invalid.
+    pub const EXTENSION_CONFIG_INVALID: &str = "Extension.ConfigInvalid";
+    /// The telemetry listener could not be started.
+    pub const EXTENSION_LISTENER_FAILED: &str = "Extension.ListenerFailed";
+    /// The extension's own init failed.
+    pub const EXTENSION_INIT_FAILED: &str = "Extension.InitFailed";
+    /// The Telemetry API refused the subscription.
+    pub const EXTENSION_SUBSCRIBE_FAILED: &str = "Extension.SubscribeFailed";
+    /// An error without a type of its own.
+    pub const EXTENSION_UNKNOWN_ERROR: &str = "Extension.UnknownError";
 
     // The emulator's HTTP edge, for requests no Lambda API route matches.
     /// No such endpoint.

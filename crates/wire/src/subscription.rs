@@ -133,6 +133,12 @@ impl Subscription {
         self.types.contains(t)
     }
 
+    /// Whether the Logs API sends this subscriber `platform.runtimeDone` (schema
+    /// 2021-03-18 or later).
+    pub fn logs_runtime_done(&self) -> bool {
+        self.api == Api::Logs && self.schema_version.as_str() >= "2021-03-18"
+    }
+
     /// Whether JSON log lines may be delivered as objects (schema 2022-12-13 or later).
     pub fn structured_logs(&self) -> bool {
         self.api == Api::Telemetry && self.schema_version.as_str() >= "2022-12-13"

@@ -414,7 +414,7 @@ impl Lifecycle {
 pub fn status_for(error_type: &str) -> Status {
     if error_type == et::SANDBOX_TIMEOUT {
         Status::Timeout
-    } else if error_type.starts_with("Sandbox.") {
+    } else if error_type.starts_with(et::SANDBOX_PREFIX) {
         Status::Failure
     } else {
         Status::Error

@@ -3,6 +3,7 @@
 //! formatting; where the lines go is the hub's business.
 
 use std::fmt::Write;
+use tandem_wire::error::types as et;
 use tandem_wire::telemetry::{Phase, Record, Status};
 use tandem_wire::Event;
 
@@ -34,8 +35,10 @@ pub fn platform_lines(event: &Event, timeout_secs: f64) -> Vec<String> {
             out.push(format!("{} {} Task timed out after {timeout_secs:.2} seconds", event.time, r.request_id))
         }
         Record::RuntimeDone(r) => {
-            if let Some(e) =
-                r.error_type.as_deref().filter(|e| e.starts_with("Runtime.") || e.starts_with("Extension."))
+            if let Some(e) = r
+                .error_type
+                .as_deref()
+                .filter(|e| e.starts_with(et::RUNTIME_PREFIX) || e.starts_with(et::EXTENSION_PREFIX))
             {
                 out.push(format!("RequestId: {} Error: {e}", r.request_id));
             }

@@ -9,6 +9,7 @@ use super::Source;
 use bytes::Bytes;
 use serde::Serialize;
 use serde_json::value::RawValue;
+use tandem_wire::error::types as et;
 use tandem_wire::subscription::{Api, Subscription};
 use tandem_wire::telemetry::{types, End, Record, Report};
 use tandem_wire::Event;
@@ -24,7 +25,7 @@ impl Flavor {
     pub fn of(s: &Subscription) -> Self {
         match s.api {
             Api::Telemetry => Flavor::Telemetry { structured: s.structured_logs() },
-            Api::Logs => Flavor::Logs { runtime_done: s.schema_version.as_str() >= "2021-03-18" },
+            Api::Logs => Flavor::Logs { runtime_done: s.logs_runtime_done() },
         }
     }
 }
@@ -86,8 +87,10 @@ pub fn render_platform(flavor: Flavor, event: &Event, out: &mut Vec<Bytes>) {
                         let record = LogsRuntimeDone { request_id: &r.request_id, status: r.status.as_str() };
                         push(out, to_bytes(&Out { time, kind: types::RUNTIME_DONE, record }));
                     }
-                    if let Some(et) =
-                        r.error_type.as_deref().filter(|e| e.starts_with("Runtime.") || e.starts_with("Sandbox."))
+                    if let Some(et) = r
+                        .error_type
+                        .as_deref()
+                        .filter(|e| e.starts_with(et::RUNTIME_PREFIX) || e.starts_with(et::SANDBOX_PREFIX))
                     {
                         let fault = format!("RequestId: {} Error: {et}", r.request_id);
                         push(out, to_bytes(&Out { time, kind: types::FAULT, record: fault }));
