@@ -17,10 +17,15 @@
 //! that does not parse (the tail of a segment cut by a `kill -9`) is skipped and
 //! counted. Files are written without `fsync`: a killed process loses nothing that
 //! `write` returned for, and a lost machine loses `/tmp` anyway.
+//!
+//! Private: `/tmp` is shared and its paths are predictable, so directories are created
+//! 0700 and files 0600, never through a symbolic link, and a directory or segment
+//! owned by another user is refused ([`private`], shared with the file sink and the
+//! write-ahead).
 
 use crate::model::Item;
 use std::collections::VecDeque;
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, File};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
@@ -81,6 +86,7 @@ impl Spool {
     pub fn open(dir: PathBuf, max_bytes: u64, segment_bytes: u64) -> io::Result<Spool> {
         let mut segments = Vec::new();
         let mut bytes = 0;
+        private::check_existing_dir(&dir)?;
         match fs::read_dir(&dir) {
             Ok(entries) => {
                 for entry in entries {
@@ -89,7 +95,12 @@ impl Spool {
                     let Some(id) = name.to_str().and_then(parse_name) else {
                         continue;
                     };
-                    let len = entry.metadata()?.len();
+                    let meta = fs::symlink_metadata(entry.path())?;
+                    if !private::is_own_file(&meta) {
+                        // Planted by someone else (or a link): never read, never deleted.
+                        continue;
+                    }
+                    let len = meta.len();
                     if len == 0 {
                         // An empty leftover: nothing to deliver.
                         let _ = fs::remove_file(entry.path());
@@ -192,7 +203,7 @@ impl Spool {
             // Reading the open segment: later appends go to a new one.
             self.writer = None;
         }
-        let text = match fs::read(segment_path(&self.dir, id)) {
+        let text = match private::read(&segment_path(&self.dir, id)) {
             Ok(t) => t,
             Err(e) if e.kind() == io::ErrorKind::NotFound => Vec::new(),
             Err(e) => return Err(e),
@@ -288,10 +299,10 @@ impl Spool {
     /// Creates a new segment file at `id`, or the nearest free id in the direction of
     /// growth (another writer may have taken it).
     fn create(&self, id: u64, upwards: bool) -> io::Result<(u64, File)> {
-        fs::create_dir_all(&self.dir)?;
+        private::dir(&self.dir)?;
         let mut id = id;
         for _ in 0..64 {
-            match OpenOptions::new().append(true).create_new(true).open(segment_path(&self.dir, id)) {
+            match private::create_new(&segment_path(&self.dir, id)) {
                 Ok(f) => return Ok((id, f)),
                 Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
                     id = if upwards { id + 1 } else { id.saturating_sub(1) };
@@ -323,11 +334,132 @@ fn remove_file(path: &Path) -> io::Result<()> {
 }
 
 fn count_lines(path: &Path) -> io::Result<u64> {
-    Ok(fs::read(path)?.iter().filter(|&&c| c == b'\n').count() as u64)
+    Ok(private::read(path)?.iter().filter(|&&c| c == b'\n').count() as u64)
+}
+
+pub mod private {
+    //! Files only this user can read, under a shared `/tmp`: directories 0700, files
+    //! 0600, opened without following a symbolic link (`O_NOFOLLOW`), and refused when
+    //! another user owns them.
+
+    use std::fs::{self, DirBuilder, File, Metadata, OpenOptions};
+    use std::io::{self, Read};
+    use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
+    use std::path::Path;
+    use std::sync::OnceLock;
+
+    /// Linux's `O_NOFOLLOW` (its value differs on arm64; std does not export it).
+    #[cfg(any(target_arch = "aarch64", target_arch = "arm"))]
+    const O_NOFOLLOW: i32 = 0o100000;
+    #[cfg(not(any(target_arch = "aarch64", target_arch = "arm")))]
+    const O_NOFOLLOW: i32 = 0o400000;
+
+    /// This process's user id (the owner of `/proc/self`), when it can be told.
+    pub fn uid() -> Option<u32> {
+        static UID: OnceLock<Option<u32>> = OnceLock::new();
+        *UID.get_or_init(|| fs::metadata("/proc/self").ok().map(|m| m.uid()))
+    }
+
+    fn refused(path: &Path, why: &str) -> io::Error {
+        io::Error::new(io::ErrorKind::PermissionDenied, format!("{} {why}; refused", path.display()))
+    }
+
+    fn owned(meta: &Metadata) -> bool {
+        uid().is_none_or(|me| meta.uid() == me)
+    }
+
+    /// Whether `meta` (from `symlink_metadata`) is a regular file of this user.
+    pub fn is_own_file(meta: &Metadata) -> bool {
+        meta.file_type().is_file() && owned(meta)
+    }
+
+    /// Checks `dir` when it exists: a real directory (not a link) of this user, made
+    /// 0700 if it was looser. A missing directory is fine (created at first write).
+    pub fn check_existing_dir(dir: &Path) -> io::Result<()> {
+        let meta = match fs::symlink_metadata(dir) {
+            Ok(m) => m,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(e),
+        };
+        if meta.file_type().is_symlink() {
+            return Err(refused(dir, "is a symbolic link"));
+        }
+        if !meta.is_dir() {
+            return Err(refused(dir, "is not a directory"));
+        }
+        if !owned(&meta) {
+            return Err(refused(dir, &format!("is owned by uid {}, not this user", meta.uid())));
+        }
+        if meta.mode() & 0o077 != 0 {
+            fs::set_permissions(dir, fs::Permissions::from_mode(0o700))?;
+        }
+        Ok(())
+    }
+
+    /// Creates `dir` (and missing parents) 0700, or checks it (see
+    /// [`check_existing_dir`]).
+    pub fn dir(dir: &Path) -> io::Result<()> {
+        if fs::symlink_metadata(dir).is_err() {
+            DirBuilder::new().recursive(true).mode(0o700).create(dir)?;
+        }
+        check_existing_dir(dir)
+    }
+
+    /// Creates missing parents of a file 0700 without checking existing ones (a file
+    /// may live in a shared directory such as `/tmp`).
+    pub fn parents(path: &Path) -> io::Result<()> {
+        match path.parent() {
+            Some(p) if !p.as_os_str().is_empty() && fs::symlink_metadata(p).is_err() => {
+                DirBuilder::new().recursive(true).mode(0o700).create(p)
+            }
+            _ => Ok(()),
+        }
+    }
+
+    fn checked(path: &Path, file: File) -> io::Result<File> {
+        let meta = file.metadata()?;
+        if !meta.is_file() {
+            return Err(refused(path, "is not a regular file"));
+        }
+        if !owned(&meta) {
+            return Err(refused(path, &format!("is owned by uid {}, not this user", meta.uid())));
+        }
+        Ok(file)
+    }
+
+    /// Creates a new file 0600 for appending; fails if it exists.
+    pub fn create_new(path: &Path) -> io::Result<File> {
+        OpenOptions::new().append(true).create_new(true).mode(0o600).custom_flags(O_NOFOLLOW).open(path)
+    }
+
+    /// Opens `path` for appending, created 0600 if missing; a link or another user's
+    /// file is refused.
+    pub fn append(path: &Path) -> io::Result<File> {
+        let file = OpenOptions::new().append(true).create(true).mode(0o600).custom_flags(O_NOFOLLOW).open(path);
+        match file {
+            Ok(f) => checked(path, f),
+            Err(e) if e.raw_os_error() == Some(40) => Err(refused(path, "is a symbolic link")),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Reads a whole file of this user, never through a link.
+    pub fn read(path: &Path) -> io::Result<Vec<u8>> {
+        let file = match OpenOptions::new().read(true).custom_flags(O_NOFOLLOW).open(path) {
+            Ok(f) => f,
+            Err(e) if e.raw_os_error() == Some(40) => return Err(refused(path, "is a symbolic link")),
+            Err(e) => return Err(e),
+        };
+        let mut file = checked(path, file)?;
+        let mut out = Vec::new();
+        file.read_to_end(&mut out)?;
+        Ok(out)
+    }
 }
 
 #[cfg(test)]
 pub(crate) mod tests {
+    use std::fs::OpenOptions;
     use super::*;
     use crate::model::{Level, LogRecord, Source};
 
@@ -450,6 +582,50 @@ pub(crate) mod tests {
         let a = s2.load_front().unwrap().unwrap();
         assert_eq!(a.id, front);
         assert_eq!(a.items.iter().map(message).collect::<Vec<_>>(), ["line 1", "line 2"]);
+        let _ = fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn segments_are_private_and_foreign_or_linked_ones_are_refused() {
+        use std::os::unix::fs::{MetadataExt, PermissionsExt};
+        let dir = tempdir("private");
+        let mut s = Spool::open(dir.clone(), 1 << 20, 1 << 20).unwrap();
+        s.append(&log(0)).unwrap();
+        let seg = fs::read_dir(&dir).unwrap().next().unwrap().unwrap().path();
+        assert_eq!(fs::metadata(&seg).unwrap().permissions().mode() & 0o777, 0o600);
+        assert_eq!(fs::metadata(&dir).unwrap().permissions().mode() & 0o777, 0o700);
+        drop(s);
+        // A segment planted by another user (only root can make one in a test) and a
+        // link to a file elsewhere are neither read nor deleted.
+        let elsewhere = dir.with_extension("elsewhere");
+        fs::write(&elsewhere, serde_json::to_vec(&log(7)).unwrap()).unwrap();
+        let link = segment_path(&dir, BASE_ID - 5);
+        std::os::unix::fs::symlink(&elsewhere, &link).unwrap();
+        let foreign = segment_path(&dir, BASE_ID - 9);
+        fs::write(&foreign, serde_json::to_vec(&log(9)).unwrap()).unwrap();
+        let as_root = private::uid() == Some(0);
+        if as_root {
+            std::os::unix::fs::chown(&foreign, Some(65534), Some(65534)).unwrap();
+        }
+        let mut s = Spool::open(dir.clone(), 1 << 20, 1 << 20).unwrap();
+        let mut seen = Vec::new();
+        while let Some(l) = s.load_front().unwrap() {
+            seen.extend(l.items.iter().map(message));
+        }
+        assert!(!seen.contains(&"line 7".to_owned()), "read through a link: {seen:?}");
+        assert_eq!(seen.contains(&"line 9".to_owned()), !as_root, "{seen:?}");
+        assert!(seen.contains(&"line 0".to_owned()));
+        assert!(fs::symlink_metadata(&link).is_ok());
+        if as_root {
+            assert_eq!(fs::metadata(&foreign).unwrap().uid(), 65534);
+        }
+        // A spool directory that is a link is refused.
+        let linked = dir.with_extension("linked");
+        std::os::unix::fs::symlink(&dir, &linked).unwrap();
+        let e = Spool::open(linked.clone(), 1 << 20, 1 << 20).unwrap_err();
+        assert!(e.to_string().contains("symbolic link"), "{e}");
+        let _ = fs::remove_file(linked);
+        let _ = fs::remove_file(elsewhere);
         let _ = fs::remove_dir_all(dir);
     }
 

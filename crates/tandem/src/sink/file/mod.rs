@@ -1,7 +1,9 @@
 //! sink::file: NDJSON appended to a local file, one JSON object per record and line
 //! (`TANDEM_FILE_PATH`). Opened (parent directories created) at the first batch, kept
 //! open, reopened after an error. A batch is one `write`; the file is opened in append
-//! mode, so concurrent writers never interleave within a line.
+//! mode, so concurrent writers never interleave within a line. Created 0600 (missing
+//! directories 0700), never through a symbolic link, never another user's file
+//! ([`crate::spool::private`]): the default path is under a shared, predictable `/tmp`.
 
 pub mod config;
 
@@ -9,7 +11,8 @@ use super::{Attempt, Deliver};
 use crate::config::Config;
 use crate::encode::ndjson;
 use crate::queue::Entry;
-use std::fs::{self, File, OpenOptions};
+use crate::spool::private;
+use std::fs::File;
 use std::future::Future;
 use std::io::Write;
 use std::path::PathBuf;
@@ -30,10 +33,8 @@ impl FileSink {
     }
 
     fn open(&self) -> std::io::Result<File> {
-        if let Some(dir) = self.path.parent() {
-            fs::create_dir_all(dir)?;
-        }
-        OpenOptions::new().create(true).append(true).open(&self.path)
+        private::parents(&self.path)?;
+        private::append(&self.path)
     }
 
     /// Appends the batch in one write.
@@ -90,6 +91,31 @@ mod tests {
         let text = std::fs::read_to_string(&path).unwrap();
         assert_eq!(text.lines().count(), 4);
         assert!(text.lines().all(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["type"] == "health"));
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn the_file_is_private_and_a_symlinked_path_is_refused() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = std::env::temp_dir().join(format!("tandem-file-priv-{}-{}", std::process::id(), fastrand::u64(..)));
+        let path = dir.join("sub/out.ndjson");
+        let mut s = FileSink::new(path.clone());
+        let mut batch = vec![Entry::new(Arc::new(Item::from(HealthSnapshot::default())), 1)];
+        assert_eq!(s.attempt(&mut batch), Attempt::Ok);
+        let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&path), 0o600);
+        assert_eq!(mode(&dir.join("sub")), 0o700);
+        // Someone plants a link where the sink writes: it must not write through it.
+        let target = dir.join("victim");
+        std::fs::write(&target, b"untouched").unwrap();
+        let link = dir.join("link.ndjson");
+        std::os::unix::fs::symlink(&target, &link).unwrap();
+        let mut s = FileSink::new(link);
+        match s.attempt(&mut batch) {
+            Attempt::Retry { reason, .. } => assert!(reason.contains("symbolic link"), "{reason}"),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(std::fs::read(&target).unwrap(), b"untouched");
         let _ = std::fs::remove_dir_all(dir);
     }
 }
