@@ -1,6 +1,7 @@
-//! registry: the extensions registered in the current environment instance, and the
-//! Extensions API's register and identifier rules (its error matrix). Part of the
-//! sans-I/O lifecycle: no I/O here.
+//! lifecycle::registry: the extensions registered in the current environment instance,
+//! and the Extensions API's rules with their error matrix: register, identifiers,
+//! `next` and event delivery, `init/error` and `exit/error`. Part of the sans-I/O
+//! lifecycle: no I/O here.
 
 use super::{Action, After, Ctx, Lifecycle, Observation, PhaseState, Reply, Token, MAX_EXTENSIONS};
 use bytes::Bytes;
