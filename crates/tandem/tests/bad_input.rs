@@ -51,3 +51,26 @@ async fn a_config_nested_20000_deep_is_a_problem_not_a_crash() {
     assert_eq!(told(&console, &line), 1, "{console:#?}");
     let _ = std::fs::remove_dir_all(dir);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_endless_or_huge_config_file_is_a_problem_not_an_oom_or_a_hang() {
+    let dir = tempdir("endless-config");
+    let fifo = dir.join("fifo.toml");
+    let made_fifo = std::process::Command::new("mkfifo").arg(&fifo).status().is_ok_and(|s| s.success());
+    let huge = dir.join("huge.toml");
+    std::fs::File::create(&huge).and_then(|f| f.set_len(6 << 30)).expect("a sparse 6 GiB file");
+    let mut cases = vec![
+        (std::path::PathBuf::from("/dev/zero"), "not a regular file (a device, a FIFO or a socket)"),
+        (dir.clone(), "a directory"),
+        (huge, "larger than 1MiB (a configuration is a few KiB)"),
+    ];
+    if made_fifo {
+        cases.push((fifo, "not a regular file (a device, a FIFO or a socket)"));
+    }
+    for (i, (path, why)) in cases.into_iter().enumerate() {
+        let console = run_with_config(&format!("endless{i}"), &path).await;
+        let line = format!("[tandem] TANDEM_CONFIG: cannot read {}: {why}; file ignored", path.display());
+        assert_eq!(told(&console, &line), 1, "{console:#?}");
+    }
+    let _ = std::fs::remove_dir_all(dir);
+}

@@ -216,7 +216,7 @@ impl Config {
     /// Loads from the process's view of things: `get` reads a variable, and the
     /// `TANDEM_CONFIG` file (if named) is read from disk.
     pub fn load(get: impl Fn(&str) -> Option<String>) -> (Config, Vec<Problem>) {
-        Config::load_with(get, |p| std::fs::read_to_string(p))
+        Config::load_with(get, read_config_file)
     }
 
     /// Loads with an explicit file reader (for tests and `check-config`).
@@ -255,6 +255,47 @@ impl Config {
     pub fn has_sink(&self, kind: SinkKind) -> bool {
         self.sinks.contains(&kind)
     }
+}
+
+/// Largest `TANDEM_CONFIG` file read. A configuration is a few KiB; the bound is what
+/// a wrong path (`/dev/zero`, a log file, a FIFO nobody writes) may cost: never the
+/// function's memory or a hang at init.
+pub const MAX_CONFIG_FILE_BYTES: u64 = MIB;
+
+/// Reads the `TANDEM_CONFIG` file: a regular file (not a device, a FIFO or a directory,
+/// which could be endless or block), at most [`MAX_CONFIG_FILE_BYTES`] of UTF-8. The
+/// one place `config` touches the file system.
+pub fn read_config_file(path: &Path) -> io::Result<String> {
+    use std::io::Read as _;
+    let regular = |meta: &std::fs::Metadata| -> io::Result<()> {
+        let what = meta.file_type();
+        if what.is_file() {
+            return Ok(());
+        }
+        let why = if what.is_dir() { "a directory" } else { "not a regular file (a device, a FIFO or a socket)" };
+        Err(io::Error::new(io::ErrorKind::InvalidInput, why))
+    };
+    let too_big = || {
+        io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("larger than {} (a configuration is a few KiB)", load::human_bytes(MAX_CONFIG_FILE_BYTES)),
+        )
+    };
+    // Checked before opening: opening a FIFO for reading blocks until a writer comes.
+    let meta = std::fs::metadata(path)?;
+    regular(&meta)?;
+    if meta.len() > MAX_CONFIG_FILE_BYTES {
+        return Err(too_big());
+    }
+    let file = std::fs::File::open(path)?;
+    // Checked again on what was opened (the path may have changed in between).
+    regular(&file.metadata()?)?;
+    let mut text = String::new();
+    file.take(MAX_CONFIG_FILE_BYTES + 1).read_to_string(&mut text)?;
+    if text.len() as u64 > MAX_CONFIG_FILE_BYTES {
+        return Err(too_big());
+    }
+    Ok(text)
 }
 
 fn build(l: &mut Loader<'_>, config_file: Option<PathBuf>) -> Config {

@@ -416,3 +416,33 @@ fn nesting_scan_skips_strings_and_comments() {
     // The real file of the other tests is well within the bound.
     assert_eq!(load::check_nesting(TOML, load::MAX_NESTING), Ok(()));
 }
+
+#[test]
+fn the_file_read_is_bounded_and_regular() {
+    let dir = std::env::temp_dir().join(format!("tandem-config-read-{}-{}", std::process::id(), fastrand::u64(..)));
+    std::fs::create_dir_all(&dir).expect("create a test directory");
+    let msg = |p: &Path| read_config_file(p).map_err(|e| e.to_string());
+    // Endless, blocking or not a file at all: refused before a byte is read.
+    assert_eq!(msg(Path::new("/dev/zero")), Err("not a regular file (a device, a FIFO or a socket)".into()));
+    assert_eq!(msg(&dir), Err("a directory".into()));
+    let fifo = dir.join("fifo");
+    let made = std::process::Command::new("mkfifo").arg(&fifo).status().map(|s| s.success()).unwrap_or(false);
+    if made {
+        assert_eq!(msg(&fifo), Err("not a regular file (a device, a FIFO or a socket)".into()), "does not block");
+    }
+    // Huge: refused by its size (sparse, so the test writes nothing).
+    let huge = dir.join("huge.toml");
+    std::fs::File::create(&huge).and_then(|f| f.set_len(8 * GIB)).expect("a sparse file");
+    assert_eq!(msg(&huge), Err("larger than 1MiB (a configuration is a few KiB)".into()));
+    let fine = dir.join("fine.toml");
+    std::fs::write(&fine, "sinks = [\"file\"]\n").expect("write");
+    assert_eq!(msg(&fine), Ok("sinks = [\"file\"]\n".into()));
+    // Through the loader: a problem, and the defaults.
+    let (c, problems) = Config::load(env(&[("TANDEM_CONFIG", "/dev/zero")]));
+    assert_eq!(c.sinks, vec![SinkKind::Stdout]);
+    assert_eq!(
+        problems.iter().map(Problem::to_string).collect::<Vec<_>>(),
+        vec!["TANDEM_CONFIG: cannot read /dev/zero: not a regular file (a device, a FIFO or a socket); file ignored"]
+    );
+    let _ = std::fs::remove_dir_all(dir);
+}
