@@ -3,6 +3,7 @@
 //! `check-config` lines. Pure.
 
 use super::encode::{Protocol, Signal};
+use super::metrics::Temporality;
 use crate::config::load::Loader;
 use crate::sink::transport::url::{redact_headers, redact_url};
 use std::fmt::Write as _;
@@ -35,6 +36,8 @@ pub struct OtlpConfig {
     pub gzip: bool,
     /// `OTEL_EXPORTER_OTLP_TIMEOUT`: per request.
     pub timeout: Duration,
+    /// `OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE`.
+    pub temporality: Temporality,
 }
 
 impl OtlpConfig {
@@ -97,7 +100,18 @@ impl OtlpConfig {
                 }
             },
         };
+        let temporality = match l.get("OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE") {
+            None => Temporality::default(),
+            Some(v) => Temporality::parse(&v).unwrap_or_else(|| {
+                l.problem(
+                    "OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE",
+                    format!("{v:?} is not cumulative, delta or lowmemory; using delta"),
+                );
+                Temporality::default()
+            }),
+        };
         OtlpConfig {
+            temporality,
             logs,
             metrics,
             traces,
@@ -111,10 +125,11 @@ impl OtlpConfig {
         // Writing to a String cannot fail.
         let _ = writeln!(
             s,
-            "  otlp: {}, gzip {}, timeout {} ms",
+            "  otlp: {}, gzip {}, timeout {} ms, metrics temporality {}",
             self.protocol.as_str(),
             if self.gzip { "on" } else { "off" },
-            self.timeout.as_millis()
+            self.timeout.as_millis(),
+            self.temporality.as_str()
         );
         for signal in Signal::ALL {
             let c = self.signal(signal);

@@ -19,7 +19,11 @@
 //! | `aws.lambda.estimated_cost` | Sum (delta, monotonic, double) | `{USD}` | estimated cost |
 //!
 //! A request aggregates its invocations into one data point per metric (per `error.type`
-//! for `faas.errors`), spanning `[earliest start, latest end]` of those invocations.
+//! for `faas.errors`). DELTA windows are contiguous and never overlap: the first starts
+//! at its earliest invocation, each next one where the previous accepted one ended, and
+//! each ends at its latest invocation end ([`MetricsState`]). With
+//! `OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE=cumulative` the points are totals
+//! since the first window's start ([`Temporality`]).
 //!
 //! [OTel FaaS metric semconv]: https://opentelemetry.io/docs/specs/semconv/faas/faas-metrics/
 
@@ -88,6 +92,16 @@ impl Hist {
         self.max = self.max.max(v);
     }
 
+    fn merge(&mut self, other: &Hist) {
+        for (a, b) in self.counts.iter_mut().zip(&other.counts) {
+            *a += b;
+        }
+        self.count += other.count;
+        self.sum += other.sum;
+        self.min = self.min.min(other.min);
+        self.max = self.max.max(other.max);
+    }
+
     fn metric(self, name: &str, description: &str, unit: &str, start: u64, end: u64) -> Option<Metric> {
         if self.count == 0 {
             return None;
@@ -152,145 +166,334 @@ fn count(n: u64) -> number_data_point::Value {
     number_data_point::Value::AsInt(i64::try_from(n).unwrap_or(i64::MAX))
 }
 
-/// An export request with the metrics of `invocations` (see the module documentation
-/// for the shapes). With no invocations it holds no metrics at all.
-pub fn metrics_request<'a>(
-    resource: &Resource,
-    invocations: impl IntoIterator<Item = &'a Invocation>,
-) -> ExportMetricsServiceRequest {
-    let mut start_ms = u64::MAX;
-    let mut end_ms = 0u64;
-    let mut n = 0u64;
-    let (mut cold, mut timeouts, mut oom) = (0u64, 0u64, 0u64);
-    let mut cost = 0.0f64;
-    let mut errors: Vec<(String, u64)> = Vec::new();
-    let mut invoke = Hist::new(DURATION_BOUNDS_S);
-    let mut lambda_duration = Hist::new(DURATION_BOUNDS_S);
-    let mut init = Hist::new(DURATION_BOUNDS_S);
-    let mut billed = Hist::new(DURATION_BOUNDS_S);
-    let mut post = Hist::new(DURATION_BOUNDS_S);
-    let mut mem = Hist::new(MEMORY_BOUNDS_BY);
-    for inv in invocations {
-        n += 1;
-        start_ms = start_ms.min(inv.start_ms);
-        end_ms = end_ms.max(inv.end_ms());
-        invoke.record(inv.runtime_duration_ms.unwrap_or(inv.duration_ms) / 1000.0);
-        lambda_duration.record(inv.duration_ms / 1000.0);
-        billed.record(inv.billed_duration_ms as f64 / 1000.0);
+/// `OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE`, as the OpenTelemetry exporter
+/// specification defines it for the instruments tandem has: invocation metrics are
+/// synchronous counters and histograms (DELTA under `delta` and `lowmemory`), the
+/// health counters are asynchronous counters (DELTA under `delta` only).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Temporality {
+    /// Everything DELTA (tandem's default: Lambda environments come and go, and a
+    /// point per export is what CloudWatch-like backends sum).
+    #[default]
+    Delta,
+    /// Everything CUMULATIVE since the extension started.
+    Cumulative,
+    /// Counters and histograms DELTA, asynchronous counters CUMULATIVE.
+    LowMemory,
+}
+
+impl Temporality {
+    /// The variable's value.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Temporality::Delta => "delta",
+            Temporality::Cumulative => "cumulative",
+            Temporality::LowMemory => "lowmemory",
+        }
+    }
+
+    /// Parses the variable's value, case-insensitively.
+    pub fn parse(s: &str) -> Option<Temporality> {
+        [Temporality::Delta, Temporality::Cumulative, Temporality::LowMemory]
+            .into_iter()
+            .find(|t| t.as_str().eq_ignore_ascii_case(s.trim()))
+    }
+
+    fn invocations(self) -> AggregationTemporality {
+        match self {
+            Temporality::Cumulative => AggregationTemporality::Cumulative,
+            Temporality::Delta | Temporality::LowMemory => AggregationTemporality::Delta,
+        }
+    }
+
+    fn health(self) -> AggregationTemporality {
+        match self {
+            Temporality::Delta => AggregationTemporality::Delta,
+            Temporality::Cumulative | Temporality::LowMemory => AggregationTemporality::Cumulative,
+        }
+    }
+}
+
+/// Invocation metrics aggregated over a set of invocations: one request's, or every
+/// accepted one since the start (CUMULATIVE).
+#[derive(Debug, Clone)]
+pub struct Aggregate {
+    n: u64,
+    start_ms: u64,
+    end_ms: u64,
+    cold: u64,
+    timeouts: u64,
+    oom: u64,
+    cost: f64,
+    errors: Vec<(String, u64)>,
+    invoke: Hist,
+    lambda_duration: Hist,
+    init: Hist,
+    billed: Hist,
+    post: Hist,
+    mem: Hist,
+}
+
+impl Default for Aggregate {
+    fn default() -> Self {
+        Aggregate {
+            n: 0,
+            start_ms: u64::MAX,
+            end_ms: 0,
+            cold: 0,
+            timeouts: 0,
+            oom: 0,
+            cost: 0.0,
+            errors: Vec::new(),
+            invoke: Hist::new(DURATION_BOUNDS_S),
+            lambda_duration: Hist::new(DURATION_BOUNDS_S),
+            init: Hist::new(DURATION_BOUNDS_S),
+            billed: Hist::new(DURATION_BOUNDS_S),
+            post: Hist::new(DURATION_BOUNDS_S),
+            mem: Hist::new(MEMORY_BOUNDS_BY),
+        }
+    }
+}
+
+impl Aggregate {
+    /// Adds one invocation.
+    pub fn add(&mut self, inv: &Invocation) {
+        self.n += 1;
+        self.start_ms = self.start_ms.min(inv.start_ms);
+        self.end_ms = self.end_ms.max(inv.end_ms());
+        self.invoke.record(inv.runtime_duration_ms.unwrap_or(inv.duration_ms) / 1000.0);
+        self.lambda_duration.record(inv.duration_ms / 1000.0);
+        self.billed.record(inv.billed_duration_ms as f64 / 1000.0);
         if let Some(p) = inv.post_runtime_extension_ms {
-            post.record(p / 1000.0);
+            self.post.record(p / 1000.0);
         }
         if inv.cold_start {
-            cold += 1;
+            self.cold += 1;
             if let Some(d) = inv.init_duration_ms {
-                init.record(d / 1000.0);
+                self.init.record(d / 1000.0);
             }
         }
         if inv.complete {
-            mem.record(inv.max_memory_used_mb as f64 * 1_048_576.0);
+            self.mem.record(inv.max_memory_used_mb as f64 * 1_048_576.0);
         }
         if inv.is_error() {
             let ty = inv.error_type.as_deref().unwrap_or("_OTHER");
-            match errors.iter_mut().find(|(t, _)| t == ty) {
+            match self.errors.iter_mut().find(|(t, _)| t == ty) {
                 Some((_, c)) => *c += 1,
-                None => errors.push((ty.to_owned(), 1)),
+                None => self.errors.push((ty.to_owned(), 1)),
             }
         }
-        timeouts += u64::from(inv.is_timeout());
-        oom += u64::from(inv.out_of_memory);
+        self.timeouts += u64::from(inv.is_timeout());
+        self.oom += u64::from(inv.out_of_memory);
         if inv.estimated_cost_usd.is_finite() {
-            cost += inv.estimated_cost_usd;
+            self.cost += inv.estimated_cost_usd;
         }
     }
-    if n == 0 {
-        return ExportMetricsServiceRequest { resource_metrics: Vec::new() };
+
+    /// Whether no invocation was added.
+    pub fn is_empty(&self) -> bool {
+        self.n == 0
     }
-    let (start, end) = (ms_to_ns(start_ms), ms_to_ns(end_ms.max(start_ms)));
-    let plain = |v| vec![(Vec::new(), v)];
-    let mut metrics =
-        vec![sum_metric("faas.invocations", "Number of invocations", "{invocation}", plain(count(n)), start, end)];
-    metrics.extend(invoke.metric(
-        "faas.invoke_duration",
-        "Duration of the function's logic execution",
-        "s",
-        start,
-        end,
-    ));
-    metrics.extend(init.metric(
-        "faas.init_duration",
-        "Duration of the function's initialization (cold starts)",
-        "s",
-        start,
-        end,
-    ));
-    metrics.push(sum_metric(
-        "faas.coldstarts",
-        "Number of invocation cold starts",
-        "{coldstart}",
-        plain(count(cold)),
-        start,
-        end,
-    ));
-    errors.sort();
-    let error_points = if errors.is_empty() {
-        plain(count(0))
-    } else {
-        errors.into_iter().map(|(ty, c)| (vec![kv("error.type", string(&ty))], count(c))).collect()
-    };
-    metrics.push(sum_metric(
-        "faas.errors",
-        "Number of invocation errors (timeouts included)",
-        "{error}",
-        error_points,
-        start,
-        end,
-    ));
-    metrics.push(sum_metric(
-        "faas.timeouts",
-        "Number of invocation timeouts",
-        "{timeout}",
-        plain(count(timeouts)),
-        start,
-        end,
-    ));
-    metrics.extend(mem.metric("faas.mem_usage", "Maximum memory used per invocation", "By", start, end));
-    metrics.extend(billed.metric("aws.lambda.billed_duration", "Billed duration per invocation", "s", start, end));
-    metrics.extend(lambda_duration.metric(
-        "aws.lambda.duration",
-        "Duration per invocation as Lambda reports it",
-        "s",
-        start,
-        end,
-    ));
-    metrics.extend(post.metric(
-        "aws.lambda.post_runtime_extension_duration",
-        "Time extensions kept the invocation open after the runtime finished",
-        "s",
-        start,
-        end,
-    ));
-    metrics.push(sum_metric(
-        "aws.lambda.out_of_memory",
-        "Invocations that ran out of memory",
-        "{invocation}",
-        plain(count(oom)),
-        start,
-        end,
-    ));
-    metrics.push(sum_metric(
-        "aws.lambda.estimated_cost",
-        "Estimated cost of the invocations (duration and requests, USD)",
-        "{USD}",
-        plain(number_data_point::Value::AsDouble(cost)),
-        start,
-        end,
-    ));
+
+    /// The metrics, each with one point over `[start, end]` (ns); none when empty.
+    fn metrics(&self, start: u64, end: u64, temporality: AggregationTemporality) -> Vec<Metric> {
+        if self.n == 0 {
+            return Vec::new();
+        }
+        let plain = |v| vec![(Vec::new(), v)];
+        let sum = |name: &str, description: &str, unit: &str, points| {
+            let mut m = sum_metric(name, description, unit, points, start, end);
+            set_temporality(&mut m, temporality);
+            m
+        };
+        let hist = |h: &Hist, name: &str, description: &str, unit: &str| {
+            let mut m = h.clone().metric(name, description, unit, start, end)?;
+            set_temporality(&mut m, temporality);
+            Some(m)
+        };
+        let mut metrics = vec![sum("faas.invocations", "Number of invocations", "{invocation}", plain(count(self.n)))];
+        metrics.extend(hist(&self.invoke, "faas.invoke_duration", "Duration of the function's logic execution", "s"));
+        metrics.extend(hist(
+            &self.init,
+            "faas.init_duration",
+            "Duration of the function's initialization (cold starts)",
+            "s",
+        ));
+        metrics.push(sum(
+            "faas.coldstarts",
+            "Number of invocation cold starts",
+            "{coldstart}",
+            plain(count(self.cold)),
+        ));
+        let mut errors = self.errors.clone();
+        errors.sort();
+        let error_points = if errors.is_empty() {
+            plain(count(0))
+        } else {
+            errors.into_iter().map(|(ty, c)| (vec![kv("error.type", string(&ty))], count(c))).collect()
+        };
+        metrics.push(sum("faas.errors", "Number of invocation errors (timeouts included)", "{error}", error_points));
+        metrics.push(sum("faas.timeouts", "Number of invocation timeouts", "{timeout}", plain(count(self.timeouts))));
+        metrics.extend(hist(&self.mem, "faas.mem_usage", "Maximum memory used per invocation", "By"));
+        metrics.extend(hist(&self.billed, "aws.lambda.billed_duration", "Billed duration per invocation", "s"));
+        metrics.extend(hist(
+            &self.lambda_duration,
+            "aws.lambda.duration",
+            "Duration per invocation as Lambda reports it",
+            "s",
+        ));
+        metrics.extend(hist(
+            &self.post,
+            "aws.lambda.post_runtime_extension_duration",
+            "Time extensions kept the invocation open after the runtime finished",
+            "s",
+        ));
+        metrics.push(sum(
+            "aws.lambda.out_of_memory",
+            "Invocations that ran out of memory",
+            "{invocation}",
+            plain(count(self.oom)),
+        ));
+        metrics.push(sum(
+            "aws.lambda.estimated_cost",
+            "Estimated cost of the invocations (duration and requests, USD)",
+            "{USD}",
+            plain(number_data_point::Value::AsDouble(self.cost)),
+        ));
+        metrics
+    }
+}
+
+fn set_temporality(m: &mut Metric, t: AggregationTemporality) {
+    match &mut m.data {
+        Some(metric::Data::Sum(s)) => s.aggregation_temporality = t as i32,
+        Some(metric::Data::Histogram(h)) => h.aggregation_temporality = t as i32,
+        _ => {}
+    }
+}
+
+fn request(resource: &Resource, metrics: Vec<Metric>) -> ExportMetricsServiceRequest {
     ExportMetricsServiceRequest {
         resource_metrics: vec![ResourceMetrics {
             resource: Some(resource.to_proto()),
             scope_metrics: vec![ScopeMetrics { scope: Some(scope()), metrics, schema_url: String::new() }],
             schema_url: String::new(),
         }],
+    }
+}
+
+/// An export request with the metrics of `invocations` as one DELTA window spanning
+/// `[earliest start, latest end]` (see the module documentation for the shapes). With
+/// no invocations it holds no metrics at all. The sink uses [`MetricsState`], which also
+/// keeps consecutive windows contiguous.
+pub fn metrics_request<'a>(
+    resource: &Resource,
+    invocations: impl IntoIterator<Item = &'a Invocation>,
+) -> ExportMetricsServiceRequest {
+    let mut agg = Aggregate::default();
+    invocations.into_iter().for_each(|i| agg.add(i));
+    if agg.is_empty() {
+        return ExportMetricsServiceRequest { resource_metrics: Vec::new() };
+    }
+    let (start, end) = (ms_to_ns(agg.start_ms), ms_to_ns(agg.end_ms.max(agg.start_ms)));
+    request(resource, agg.metrics(start, end, AggregationTemporality::Delta))
+}
+
+/// What the metrics of one exporter remember between exports, so that DELTA points are
+/// contiguous and never overlap (each window starts where the previous accepted one
+/// ended), CUMULATIVE points keep their start and totals, and health counters can be
+/// sent as changes. Pure: [`MetricsState::export`] returns the request and the state to
+/// keep once that request is accepted.
+#[derive(Debug, Clone, Default)]
+pub struct MetricsState {
+    temporality: Temporality,
+    /// End (ns) of the last accepted window of invocation metrics.
+    cursor: Option<u64>,
+    /// Start (ns) of the CUMULATIVE points.
+    origin: Option<u64>,
+    /// CUMULATIVE: every accepted invocation.
+    totals: Aggregate,
+    /// The last accepted health snapshot (DELTA health counters).
+    last_health: Option<HealthSnapshot>,
+}
+
+impl MetricsState {
+    /// A state for the given preference, before any export.
+    pub fn new(temporality: Temporality) -> MetricsState {
+        MetricsState { temporality, ..MetricsState::default() }
+    }
+
+    /// The request for a batch's `invocations` and `health` snapshots (in order), and
+    /// the state after it is accepted; `None` when there is nothing to send (an empty
+    /// export is never sent).
+    pub fn export<'a>(
+        &self,
+        resource: &Resource,
+        invocations: impl IntoIterator<Item = &'a Invocation>,
+        health: &[&HealthSnapshot],
+    ) -> Option<(ExportMetricsServiceRequest, MetricsState)> {
+        let mut next = self.clone();
+        let mut batch = Aggregate::default();
+        invocations.into_iter().for_each(|i| batch.add(i));
+        let mut metrics = Vec::new();
+        if !batch.is_empty() {
+            let batch_start = ms_to_ns(batch.start_ms);
+            let batch_end = ms_to_ns(batch.end_ms.max(batch.start_ms));
+            // A window starts where the previous one ended; it ends at the latest
+            // invocation end, and always after its start.
+            let start = self.cursor.unwrap_or(batch_start);
+            let end = batch_end.max(start + 1);
+            next.cursor = Some(end);
+            match self.temporality {
+                Temporality::Cumulative => {
+                    let origin = *next.origin.get_or_insert(start);
+                    merge(&mut next.totals, &batch);
+                    metrics.extend(next.totals.metrics(origin, end, self.temporality.invocations()));
+                }
+                Temporality::Delta | Temporality::LowMemory => {
+                    metrics.extend(batch.metrics(start, end, self.temporality.invocations()));
+                }
+            }
+        }
+        for h in health {
+            let previous = match self.temporality.health() {
+                AggregationTemporality::Delta => next.last_health.as_ref(),
+                _ => None,
+            };
+            metrics.extend(health_metrics_since(h, previous));
+            next.last_health = Some((*h).clone());
+        }
+        if metrics.is_empty() {
+            return None;
+        }
+        Some((request(resource, metrics), next))
+    }
+}
+
+/// Adds `b`'s invocations to `a`.
+fn merge(a: &mut Aggregate, b: &Aggregate) {
+    a.n += b.n;
+    a.start_ms = a.start_ms.min(b.start_ms);
+    a.end_ms = a.end_ms.max(b.end_ms);
+    a.cold += b.cold;
+    a.timeouts += b.timeouts;
+    a.oom += b.oom;
+    a.cost += b.cost;
+    for (ty, c) in &b.errors {
+        match a.errors.iter_mut().find(|(t, _)| t == ty) {
+            Some((_, n)) => *n += c,
+            None => a.errors.push((ty.clone(), *c)),
+        }
+    }
+    for (x, y) in [
+        (&mut a.invoke, &b.invoke),
+        (&mut a.lambda_duration, &b.lambda_duration),
+        (&mut a.init, &b.init),
+        (&mut a.billed, &b.billed),
+        (&mut a.post, &b.post),
+        (&mut a.mem, &b.mem),
+    ] {
+        x.merge(y);
     }
 }
 
@@ -311,16 +514,24 @@ pub fn metrics_request<'a>(
 /// | `tandem.buffered_bytes`, `tandem.spool_bytes` | Gauge | `By` | |
 /// | `tandem.flush_latency`, `tandem.flush_latency_max` | Gauge | `s` | |
 pub fn health_metrics(h: &HealthSnapshot) -> Vec<Metric> {
-    let start = ms_to_ns(h.started_ms.unwrap_or(h.time_ms));
+    health_metrics_since(h, None)
+}
+
+/// [`health_metrics`], with the counters as DELTA sums since `previous` (an earlier
+/// snapshot of the same process) when given.
+pub fn health_metrics_since(h: &HealthSnapshot, previous: Option<&HealthSnapshot>) -> Vec<Metric> {
+    let origin = ms_to_ns(h.started_ms.unwrap_or(h.time_ms));
+    let start = previous.map_or(origin, |p| ms_to_ns(p.time_ms).max(origin));
     let end = ms_to_ns(h.time_ms).max(start);
+    let temporality =
+        if previous.is_some() { AggregationTemporality::Delta } else { AggregationTemporality::Cumulative };
     let cumulative = |name: &str, description: &str, unit: &str, points: Vec<(Vec<KeyValue>, u64)>| {
         let mut m =
             sum_metric(name, description, unit, points.into_iter().map(|(a, v)| (a, count(v))).collect(), start, end);
-        if let Some(metric::Data::Sum(s)) = &mut m.data {
-            s.aggregation_temporality = AggregationTemporality::Cumulative as i32;
-        }
+        set_temporality(&mut m, temporality);
         m
     };
+    let less = |now: u64, f: fn(&HealthSnapshot) -> u64| now.saturating_sub(previous.map_or(0, f));
     let gauge = |name: &str, description: &str, unit: &str, value: number_data_point::Value| Metric {
         name: name.to_owned(),
         description: description.to_owned(),
@@ -337,37 +548,44 @@ pub fn health_metrics(h: &HealthSnapshot) -> Vec<Metric> {
             }],
         })),
     };
-    let by = |key: &str, m: &std::collections::BTreeMap<String, u64>| -> Vec<(Vec<KeyValue>, u64)> {
-        m.iter().map(|(k, v)| (vec![kv(key, string(k))], *v)).collect()
+    type Counts = std::collections::BTreeMap<String, u64>;
+    let by = |key: &str, m: &Counts, before: Option<&Counts>| -> Vec<(Vec<KeyValue>, u64)> {
+        let was = |k: &String| before.and_then(|b| b.get(k)).copied().unwrap_or(0);
+        m.iter().map(|(k, v)| (vec![kv(key, string(k))], v.saturating_sub(was(k)))).collect()
     };
     let mut metrics = vec![
         cumulative(
             "tandem.records_in",
             "Records accepted from the Telemetry API",
             "{record}",
-            vec![(Vec::new(), h.records_in)],
+            vec![(Vec::new(), less(h.records_in, |s| s.records_in))],
         ),
         cumulative(
             "tandem.retried",
             "Send attempts repeated after a retryable failure",
             "{request}",
-            vec![(Vec::new(), h.retried)],
+            vec![(Vec::new(), less(h.retried, |s| s.retried))],
         ),
-        cumulative("tandem.spooled", "Records written to the disk spool", "{record}", vec![(Vec::new(), h.spooled)]),
+        cumulative(
+            "tandem.spooled",
+            "Records written to the disk spool",
+            "{record}",
+            vec![(Vec::new(), less(h.spooled, |s| s.spooled))],
+        ),
         cumulative(
             "tandem.parse_errors",
             "Telemetry events that could not be parsed",
             "{event}",
-            vec![(Vec::new(), h.parse_errors)],
+            vec![(Vec::new(), less(h.parse_errors, |s| s.parse_errors))],
         ),
-        cumulative("tandem.flushes", "Flushes run", "{flush}", vec![(Vec::new(), h.flushes)]),
+        cumulative("tandem.flushes", "Flushes run", "{flush}", vec![(Vec::new(), less(h.flushes, |s| s.flushes))]),
     ];
     if !h.delivered_by_sink.is_empty() {
         metrics.push(cumulative(
             "tandem.delivered",
             "Records a sink acknowledged",
             "{record}",
-            by("tandem.sink", &h.delivered_by_sink),
+            by("tandem.sink", &h.delivered_by_sink, previous.map(|p| &p.delivered_by_sink)),
         ));
     }
     if !h.dropped.is_empty() {
@@ -375,7 +593,7 @@ pub fn health_metrics(h: &HealthSnapshot) -> Vec<Metric> {
             "tandem.dropped",
             "Records dropped, by reason",
             "{record}",
-            by("tandem.reason", &h.dropped),
+            by("tandem.reason", &h.dropped, previous.map(|p| &p.dropped)),
         ));
     }
     metrics.push(gauge(

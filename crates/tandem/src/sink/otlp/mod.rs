@@ -30,6 +30,7 @@ use bytes::Bytes;
 use config::OtlpConfig;
 use encode::{Protocol, Signal};
 use http::HeaderMap;
+use metrics::MetricsState;
 use resource::Resource;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
@@ -52,6 +53,8 @@ pub struct OtlpSink {
     instance_set: bool,
     targets: Vec<Target>,
     clients: Vec<Client>,
+    /// What metric windows and totals were accepted so far.
+    metrics: Box<MetricsState>,
 }
 
 fn bit(signal: Signal) -> u8 {
@@ -106,6 +109,7 @@ impl OtlpSink {
             instance_set: false,
             targets,
             clients,
+            metrics: Box::new(MetricsState::new(cfg.temporality)),
         })
     }
 
@@ -114,44 +118,43 @@ impl OtlpSink {
         self.timeout
     }
 
-    fn body(&self, signal: Signal, batch: &[Entry], pick: &[usize]) -> Vec<u8> {
+    /// The body of `signal` for the picked records, and the metrics state to keep once
+    /// it is accepted; `None` when there is nothing to send (never an empty export).
+    fn body(&self, signal: Signal, batch: &[Entry], pick: &[usize]) -> Option<(Vec<u8>, Option<MetricsState>)> {
         let items = || pick.iter().map(|&i| &*batch[i].item);
+        let invocations = || {
+            items().filter_map(|i| match i {
+                Item::Invocation(inv) => Some(&**inv),
+                _ => None,
+            })
+        };
         match signal {
             Signal::Logs => {
                 let logs = items().filter_map(|i| match i {
                     Item::Log(l) => Some(l),
                     _ => None,
                 });
-                match self.protocol {
+                let body = match self.protocol {
                     // The hot path: written straight from the records.
                     Protocol::HttpProtobuf => logs::encode_logs(&self.resource, logs),
                     Protocol::HttpJson => encode::encode_json(&logs::logs_request(&self.resource, logs)),
-                }
+                };
+                Some((body, None))
             }
             Signal::Metrics => {
-                let invocations = items().filter_map(|i| match i {
-                    Item::Invocation(inv) => Some(&**inv),
-                    _ => None,
-                });
-                let mut req = metrics::metrics_request(&self.resource, invocations);
                 let health: Vec<_> = items()
                     .filter_map(|i| match i {
-                        Item::Health(h) => Some(metrics::health_metrics(h)),
+                        Item::Health(h) => Some(&**h),
                         _ => None,
                     })
-                    .flatten()
                     .collect();
-                if let Some(scope) = req.resource_metrics.first_mut().and_then(|r| r.scope_metrics.first_mut()) {
-                    scope.metrics.extend(health);
-                }
-                self.protocol.encode(&req)
+                let (req, next) = self.metrics.export(&self.resource, invocations(), &health)?;
+                Some((self.protocol.encode(&req), Some(next)))
             }
             Signal::Traces => {
-                let invocations = items().filter_map(|i| match i {
-                    Item::Invocation(inv) => Some(&**inv),
-                    _ => None,
-                });
-                self.protocol.encode(&traces::traces_request(&self.resource, invocations))
+                let req = traces::traces_request(&self.resource, invocations());
+                let any = req.resource_spans.iter().any(|r| r.scope_spans.iter().any(|s| !s.spans.is_empty()));
+                any.then(|| (self.protocol.encode(&req), None))
             }
         }
     }
@@ -182,7 +185,11 @@ impl Deliver for OtlpSink {
             if pick.is_empty() {
                 continue;
             }
-            let raw = self.body(signal, batch, &pick);
+            let Some((raw, metrics_after)) = self.body(signal, batch, &pick) else {
+                // Nothing of this signal to say (e.g. an invocation without spans).
+                pick.iter().for_each(|&i| batch[i].progress |= b);
+                continue;
+            };
             let body = if self.gzip {
                 match ndjson::gzip(&raw) {
                     Ok(z) => Bytes::from(z),
@@ -202,7 +209,12 @@ impl Deliver for OtlpSink {
                     },
                 };
             match outcome {
-                Attempt::Ok => pick.iter().for_each(|&i| batch[i].progress |= b),
+                Attempt::Ok => {
+                    pick.iter().for_each(|&i| batch[i].progress |= b);
+                    if let Some(next) = metrics_after {
+                        *self.metrics = next;
+                    }
+                }
                 Attempt::Permanent(reason) => {
                     crate::diag::once(
                         crate::diag::LogLevel::Warn,

@@ -459,3 +459,86 @@ fn an_endpoint_with_an_invalid_port_is_a_problem_never_port_80() {
     );
     assert!(problems.iter().any(|p| p.key == "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"), "{problems:?}");
 }
+
+fn points(req: &ExportMetricsServiceRequest) -> Vec<(String, i32, u64, u64)> {
+    let mut out = Vec::new();
+    for m in &req.resource_metrics[0].scope_metrics[0].metrics {
+        match &m.data {
+            Some(metric::Data::Sum(s)) => out.extend(
+                s.data_points
+                    .iter()
+                    .map(|p| (m.name.clone(), s.aggregation_temporality, p.start_time_unix_nano, p.time_unix_nano)),
+            ),
+            Some(metric::Data::Histogram(h)) => out.extend(
+                h.data_points
+                    .iter()
+                    .map(|p| (m.name.clone(), h.aggregation_temporality, p.start_time_unix_nano, p.time_unix_nano)),
+            ),
+            _ => {}
+        }
+    }
+    out
+}
+
+#[test]
+fn delta_windows_are_contiguous_and_never_overlap() {
+    // The second invocation starts in the millisecond the first one ends in.
+    let first = invocation(true, "success");
+    let mut second = invocation(false, "success");
+    second.request_id = "r-2".into();
+    second.start_ms = first.start_ms + 100;
+    let state = MetricsState::new(Temporality::Delta);
+    let (a, state) = state.export(&lambda_env(), [&first], &[]).unwrap();
+    let (b, _) = state.export(&lambda_env(), [&second], &[]).unwrap();
+    let (a, b) = (points(&a), points(&b));
+    assert!(!a.is_empty() && !b.is_empty());
+    let a_end = a[0].3;
+    assert!(a.iter().all(|p| p.1 == AggregationTemporality::Delta as i32 && p.2 < p.3 && p.3 == a_end));
+    for p in &b {
+        assert_eq!(p.2, a_end, "{} starts where the previous window ended", p.0);
+        assert!(p.3 > p.2, "{}", p.0);
+    }
+}
+
+#[test]
+fn an_export_is_never_empty_and_health_alone_is_sent() {
+    let state = MetricsState::new(Temporality::Delta);
+    assert!(state.export(&lambda_env(), [], &[]).is_none());
+    let h1 = HealthSnapshot { time_ms: 1_000, started_ms: Some(500), records_in: 10, ..HealthSnapshot::default() };
+    let (req, state) = state.export(&lambda_env(), [], &[&h1]).unwrap();
+    assert!(!req.encode_to_vec().is_empty());
+    let records_in = metric(&req, "tandem.records_in").expect("health metrics are exported");
+    let value = |m: &Metric| match &m.data {
+        Some(metric::Data::Sum(s)) => (s.aggregation_temporality, s.data_points[0].value.unwrap()),
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(value(records_in).1, number_data_point::Value::AsInt(10));
+    // Under `delta`, the next snapshot's counters are changes since the accepted one.
+    let h2 = HealthSnapshot { time_ms: 2_000, started_ms: Some(500), records_in: 25, ..HealthSnapshot::default() };
+    let (req, _) = state.export(&lambda_env(), [], &[&h2]).unwrap();
+    let m = metric(&req, "tandem.records_in").unwrap();
+    assert_eq!(value(m), (AggregationTemporality::Delta as i32, number_data_point::Value::AsInt(15)));
+}
+
+#[test]
+fn cumulative_preference_sends_totals_since_the_first_window() {
+    let first = invocation(true, "success");
+    let mut second = invocation(false, "success");
+    second.start_ms += 5_000;
+    let state = MetricsState::new(Temporality::Cumulative);
+    let (a, state) = state.export(&lambda_env(), [&first], &[]).unwrap();
+    let (b, _) = state.export(&lambda_env(), [&second], &[]).unwrap();
+    let total = |req: &ExportMetricsServiceRequest| match &metric(req, "faas.invocations").unwrap().data {
+        Some(metric::Data::Sum(s)) => (s.aggregation_temporality, s.data_points[0].value.unwrap()),
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(total(&b), (AggregationTemporality::Cumulative as i32, number_data_point::Value::AsInt(2)));
+    assert_eq!(points(&a)[0].2, points(&b)[0].2, "cumulative points keep their start");
+    match &metric(&b, "faas.invoke_duration").unwrap().data {
+        Some(metric::Data::Histogram(h)) => {
+            assert_eq!(h.aggregation_temporality, AggregationTemporality::Cumulative as i32);
+            assert_eq!(h.data_points[0].count, 2);
+        }
+        other => panic!("{other:?}"),
+    }
+}
