@@ -7,8 +7,11 @@
 use crate::telemetry::TelemetryType;
 use serde::{Deserialize, Serialize};
 
-/// The host every destination URI must name.
+/// The host a destination URI names (what the SDK subscribes with).
 pub const SANDBOX_HOST: &str = "sandbox.localdomain";
+/// Every host Lambda accepts in a destination URI: both resolve to the sandbox itself
+/// (AWS's Logs API samples and several Telemetry API samples subscribe with `sandbox`).
+pub const SANDBOX_HOSTS: [&str; 2] = [SANDBOX_HOST, "sandbox"];
 /// The port of the Runtime API inside Lambda; a destination may not use it.
 pub const RESERVED_PORT: u16 = 9001;
 
@@ -119,7 +122,7 @@ pub struct Subscription {
     pub timeout_ms: u32,
     /// The destination's transport.
     pub protocol: Protocol,
-    /// The URI as given (host `sandbox.localdomain`).
+    /// The URI as given (host `sandbox.localdomain` or `sandbox`).
     pub uri: String,
     /// The destination port on 127.0.0.1.
     pub port: u16,
@@ -227,8 +230,13 @@ impl SubscribeRequest {
     }
 }
 
-/// Splits `scheme://sandbox.localdomain:PORT[/path]` into port and path.
+/// Splits `scheme://sandbox.localdomain:PORT[/path]` (or host `sandbox`) into port and
+/// path. A control character anywhere (CR/LF would end up in the delivery's request
+/// line) is refused here, where Lambda refuses it, not at every delivery attempt.
 fn parse_destination_uri(uri: &str, protocol: Protocol) -> Result<(u16, String), String> {
+    if uri.chars().any(char::is_control) {
+        return Err(format!("destination.URI {uri:?} contains a control character"));
+    }
     let rest = match protocol {
         Protocol::Http => uri.strip_prefix("http://"),
         // Lambda's samples use http:// for TCP too; accept tcp:// as well.
@@ -240,8 +248,8 @@ fn parse_destination_uri(uri: &str, protocol: Protocol) -> Result<(u16, String),
         None => (rest, "/"),
     };
     let (host, port) = authority.rsplit_once(':').ok_or_else(|| format!("destination.URI {uri:?} has no port"))?;
-    if !host.eq_ignore_ascii_case(SANDBOX_HOST) {
-        return Err(format!("destination.URI {uri:?} must use the host {SANDBOX_HOST}, not {host:?}"));
+    if !SANDBOX_HOSTS.iter().any(|h| host.eq_ignore_ascii_case(h)) {
+        return Err(format!("destination.URI {uri:?} must use the host {SANDBOX_HOST} (or sandbox), not {host:?}"));
     }
     let port: u16 = port
         .parse()
@@ -334,6 +342,44 @@ mod tests {
         for (json, needle) in cases {
             let err = req(json).validate(Api::Telemetry).unwrap_err();
             assert!(err.contains(needle), "{json}: {err}");
+        }
+    }
+
+    #[test]
+    fn both_sandbox_hosts_are_accepted_and_nothing_else() {
+        let with = |uri: &str| {
+            req(&format!(
+                r#"{{"schemaVersion":"2022-12-13","types":["platform"],"destination":{{"protocol":"HTTP","URI":"{uri}"}}}}"#
+            ))
+            .validate(Api::Telemetry)
+        };
+        for ok in ["http://sandbox:4243", "http://SANDBOX:4243/x", "http://sandbox.localdomain:4243"] {
+            assert_eq!(with(ok).map(|s| s.port), Ok(4243), "{ok}");
+        }
+        for bad in
+            ["http://localhost:4243", "http://127.0.0.1:4243", "http://sandboxx:4243", "http://sandbox.evil:4243"]
+        {
+            assert!(with(bad).unwrap_err().contains("host"), "{bad}");
+        }
+        let logs = req(r#"{"types":["platform"],"destination":{"protocol":"TCP","URI":"http://sandbox:4243"}}"#);
+        assert_eq!(logs.validate(Api::Logs).map(|s| s.protocol), Ok(Protocol::Tcp));
+    }
+
+    #[test]
+    fn control_characters_in_the_uri_are_refused() {
+        // JSON escapes: the parsed URI holds the control characters themselves.
+        let uris = [
+            r"http://sandbox:4243/a\r\nX-Injected: 1",
+            r"http://sandbox:4243/a\nb",
+            r"http://sandbox:4243/\u0000",
+            r"http://sandbox:4243/\t",
+        ];
+        for uri in uris {
+            let json = format!(
+                r#"{{"schemaVersion":"2022-12-13","types":["platform"],"destination":{{"protocol":"HTTP","URI":"{uri}"}}}}"#
+            );
+            let err = req(&json).validate(Api::Telemetry).unwrap_err();
+            assert!(err.contains("control character"), "{uri}: {err}");
         }
     }
 
