@@ -26,14 +26,15 @@ use tokio::net::TcpStream;
 /// left unread and the connection dropped.
 const MAX_ANSWER_BYTES: usize = 64 * 1024;
 
-/// An answer: its status, `Retry-After` in seconds when given, and (the start of) its body.
+/// An answer: its status, `Retry-After` in seconds when given, and its body (empty when
+/// it was longer than the client's answer limit).
 #[derive(Debug)]
 pub struct Answer {
     /// Its status.
     pub status: StatusCode,
     /// `Retry-After`, when given in seconds.
     pub retry_after: Option<Duration>,
-    /// The start of the body (up to 64 KiB).
+    /// The body (up to the client's answer limit, 64 KiB by default; empty past it).
     pub body: Bytes,
 }
 
@@ -43,12 +44,26 @@ pub struct Client {
     host: String,
     port: u16,
     sender: Option<SendRequest<Full<Bytes>>>,
+    answer_limit: usize,
 }
 
 impl Client {
     /// A client for `endpoint`'s origin; it connects at the first request.
     pub fn new(endpoint: &Endpoint) -> Client {
-        Client { https: endpoint.https, host: endpoint.host.clone(), port: endpoint.port, sender: None }
+        Client {
+            https: endpoint.https,
+            host: endpoint.host.clone(),
+            port: endpoint.port,
+            sender: None,
+            answer_limit: MAX_ANSWER_BYTES,
+        }
+    }
+
+    /// Reads answers up to `limit` bytes instead of 64 KiB (the AWS client: a secret's
+    /// value may be 64 KiB before its JSON escaping or base64).
+    pub fn with_answer_limit(mut self, limit: usize) -> Client {
+        self.answer_limit = limit;
+        self
     }
 
     /// Sends `req` and reads the answer. An error means no answer was read: the request
@@ -93,7 +108,7 @@ impl Client {
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.trim().parse::<u64>().ok())
             .map(Duration::from_secs);
-        match Limited::new(body, MAX_ANSWER_BYTES).collect().await {
+        match Limited::new(body, self.answer_limit).collect().await {
             Ok(b) => {
                 self.sender = Some(sender);
                 Ok(Answer { status: parts.status, retry_after, body: b.to_bytes() })
