@@ -28,6 +28,8 @@ mod runtime_api;
 mod subscribe;
 mod teardown;
 #[cfg(test)]
+mod model_check;
+#[cfg(test)]
 mod tests;
 
 use crate::clock::Clock;
