@@ -1,6 +1,6 @@
 //! driver: the one task that owns an environment. It feeds the lifecycle state
-//! machine with inputs (API calls from the HTTP edge, process exits, timers, telemetry
-//! acknowledgements) and carries out the actions it returns: replies, process starts
+//! machine with inputs (API calls from the HTTP edge, process exits, timers) and
+//! carries out the actions it returns: replies, process starts
 //! and signals, freeze and thaw, timers, records for the telemetry hub.
 //!
 //! Nothing else touches lifecycle state; other tasks only send messages here.
@@ -39,7 +39,6 @@ pub enum DriverMsg {
     Invoke { request_id: String, request: InvokeRequest, reply: oneshot::Sender<Result<InvokeOutcome, Rejection>> },
     Shutdown { done: oneshot::Sender<()> },
     Exited { proc: ProcId, status: Option<std::process::ExitStatus> },
-    TelemetryFlushed { generation: u64 },
     MemoryExceeded,
 }
 
@@ -185,7 +184,6 @@ impl Driver {
                 };
                 self.input(Input::Exited { proc, exit }).await;
             }
-            DriverMsg::TelemetryFlushed { generation } => self.input(Input::TelemetryFlushed { generation }).await,
             DriverMsg::MemoryExceeded => {
                 // Without a cgroup, the sampler saw the limit passed: like the kernel's
                 // OOM killer, kill the largest process; its exit carries the OOM and
@@ -308,14 +306,7 @@ impl Driver {
                     let _ = tx.send(Err(rejection));
                 }
             }
-            Action::FlushTelemetry { generation, deadline } => {
-                let hub = self.hub.clone();
-                let tx = self.tx.clone();
-                tokio::spawn(async move {
-                    hub.flush(deadline).await;
-                    let _ = tx.send(DriverMsg::TelemetryFlushed { generation });
-                });
-            }
+            Action::StopTelemetry => self.hub.send(Msg::StopDelivery),
             Action::ResetMemoryPeak => {
                 self.memory.reset_peak();
                 self.procs.clear();
@@ -323,6 +314,8 @@ impl Driver {
             }
             Action::Observe(o) => self.observe(o),
             Action::ShutdownComplete => {
+                // Nothing runs any more: deliveries to listeners that are gone stop too.
+                self.hub.send(Msg::StopDelivery);
                 for p in self.procs.values() {
                     p.capture.sync().await;
                 }

@@ -59,7 +59,15 @@ async fn lext_telemetry_receives_platform_and_function_events() {
     let tel = Ext::lext(
         &dir,
         "lext-telemetry",
-        &[("LEXT_PORT", &port), ("LEXT_EXIT_ON_SHUTDOWN", "1"), ("LEXT_TYPES", "platform,function")],
+        // Lingering after SHUTDOWN, as AWS's samples do: the last invocation's records
+        // may arrive after it (they are delivered by the subscription's buffering).
+        &[
+            ("LEXT_PORT", &port),
+            ("LEXT_EXIT_ON_SHUTDOWN", "1"),
+            ("LEXT_SHUTDOWN_LINGER_MS", "600"),
+            ("LEXT_TIMEOUT_MS", "25"),
+            ("LEXT_TYPES", "platform,function"),
+        ],
     );
     let mut cfg = echo_config();
     cfg.extensions = vec![tel.path()];
@@ -84,7 +92,16 @@ async fn lext_telemetry_receives_platform_and_function_events() {
 async fn lext_logs_receives_logs_api_events() {
     let dir = TempDir::new();
     let port = free_port();
-    let logs = Ext::lext(&dir, "lext-logs", &[("LEXT_PORT", &port), ("LEXT_EXIT_ON_SHUTDOWN", "1")]);
+    let logs = Ext::lext(
+        &dir,
+        "lext-logs",
+        &[
+            ("LEXT_PORT", &port),
+            ("LEXT_EXIT_ON_SHUTDOWN", "1"),
+            ("LEXT_SHUTDOWN_LINGER_MS", "600"),
+            ("LEXT_TIMEOUT_MS", "25"),
+        ],
+    );
     let mut cfg = echo_config();
     cfg.extensions = vec![logs.path()];
     let env = start(cfg).await;

@@ -215,10 +215,6 @@ pub enum Input {
         exit: ExitInfo,
     },
     Timer(TimerId),
-    /// Pending telemetry of `generation` was delivered (or its deadline passed).
-    TelemetryFlushed {
-        generation: u64,
-    },
 }
 
 /// An HTTP answer.
@@ -380,11 +376,8 @@ pub enum Action {
         token: Token,
         rejection: Rejection,
     },
-    /// Deliver what is pending to subscribers, then answer with `TelemetryFlushed`.
-    FlushTelemetry {
-        generation: u64,
-        deadline: Instant,
-    },
+    /// The shutdown deadline passed: deliver no more telemetry (Lambda stops there).
+    StopTelemetry,
     /// Reset the memory peak (a new environment instance begins).
     ResetMemoryPeak,
     Observe(Observation),

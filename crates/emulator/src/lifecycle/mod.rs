@@ -22,13 +22,13 @@ mod ids;
 mod init;
 mod invoke;
 mod messages;
+#[cfg(test)]
+mod model_check;
 mod processes;
 mod registry;
 mod runtime_api;
 mod subscribe;
 mod teardown;
-#[cfg(test)]
-mod model_check;
 #[cfg(test)]
 mod tests;
 
@@ -160,8 +160,9 @@ enum After {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Stage {
+    /// The runtime has its SIGTERM grace (or is being killed); SHUTDOWN follows.
     StopRuntime,
-    Flush,
+    /// SHUTDOWN was sent; telemetry keeps flowing by each subscription's buffering.
     WaitExtensions,
     Killing,
 }
@@ -256,14 +257,6 @@ impl Lifecycle {
             Input::SpawnFailed { proc, error } => self.on_spawn_failed(ctx, proc, error),
             Input::Exited { proc, exit } => self.on_exited(ctx, proc, exit),
             Input::Timer(id) => self.on_timer(ctx, id),
-            Input::TelemetryFlushed { generation } => {
-                if generation == self.generation {
-                    if let Some(td) = self.teardown.as_mut().filter(|t| t.stage == Stage::Flush) {
-                        td.stage = Stage::WaitExtensions;
-                        self.send_shutdown_events(ctx);
-                    }
-                }
-            }
         }
         self.advance(ctx);
         std::mem::take(&mut self.out)

@@ -2,8 +2,7 @@
 //!
 //! A small simulated driver plays the processes: a runtime and up to ten external
 //! extensions that register, call `next`, respond, fail, crash and exit in any order,
-//! while invocations arrive, timers fire, telemetry flushes complete and the
-//! environment shuts down. After every input the invariants Lambda's platform keeps are
+//! while invocations arrive, timers fire and the environment shuts down. After every input the invariants Lambda's platform keeps are
 //! checked on the actions the lifecycle returned:
 //! - no panic;
 //! - at most one invocation in flight;
@@ -29,24 +28,39 @@ use tandem_wire::telemetry::Record;
 #[derive(Debug, Clone)]
 enum Step {
     /// Extension `ext` registers; `mask` bit 0 = INVOKE, bit 1 = SHUTDOWN.
-    Register { ext: usize, mask: u8 },
-    ExtNext { ext: usize },
-    ExtInitError { ext: usize },
-    ExtExitError { ext: usize },
+    Register {
+        ext: usize,
+        mask: u8,
+    },
+    ExtNext {
+        ext: usize,
+    },
+    ExtInitError {
+        ext: usize,
+    },
+    ExtExitError {
+        ext: usize,
+    },
     RuntimeNext,
     Respond,
     RuntimeError,
     RuntimeInitError,
     Invoke,
     /// A process dies: 0 is the runtime, k > 0 extension k - 1.
-    Crash { who: usize, oom: bool },
+    Crash {
+        who: usize,
+        oom: bool,
+    },
     FireTimer,
-    TelemetryFlushed,
-    Tick { ms: u16 },
+    Tick {
+        ms: u16,
+    },
     Shutdown,
     /// Every process does what a well-behaved one does next: unregistered extensions
     /// register (events from `mask`), idle ones call `next`, an idle runtime calls `next`.
-    Progress { mask: u8 },
+    Progress {
+        mask: u8,
+    },
 }
 
 fn step() -> impl Strategy<Value = Step> {
@@ -62,7 +76,6 @@ fn step() -> impl Strategy<Value = Step> {
         2 => Just(Step::Invoke),
         1 => (0..11usize, any::<bool>()).prop_map(|(who, oom)| Step::Crash { who, oom }),
         2 => Just(Step::FireTimer),
-        2 => Just(Step::TelemetryFlushed),
         2 => (1..4000u16).prop_map(|ms| Step::Tick { ms }),
         1 => Just(Step::Shutdown),
         8 => (0..4u8).prop_map(|mask| Step::Progress { mask }),
@@ -98,7 +111,6 @@ struct World {
     /// Parked `next` calls: token → Some(extension index) or None for the runtime.
     parked: HashMap<Token, Option<usize>>,
     timers: Vec<(TimerId, Instant)>,
-    flushes: Vec<u64>,
     /// The request id the runtime is working on (from its `next` reply).
     current: Option<String>,
     invokes: BTreeSet<Token>,
@@ -148,7 +160,6 @@ impl World {
             events: HashMap::new(),
             parked: HashMap::new(),
             timers: Vec::new(),
-            flushes: Vec::new(),
             current: None,
             invokes: BTreeSet::new(),
             got_shutdown: BTreeSet::new(),
@@ -205,7 +216,6 @@ impl World {
                     }
                 }
                 Action::Timer { id, at } => self.timers.push((id, at)),
-                Action::FlushTelemetry { generation, .. } => self.flushes.push(generation),
                 Action::Reply { token, reply } => self.on_reply(token, reply)?,
                 Action::InvokeResult { token, .. } | Action::Rejected { token, .. } => {
                     prop_assert!(self.invokes.contains(&token), "an outcome for an unknown invoke {token}");
@@ -230,7 +240,7 @@ impl World {
                     }
                 }
                 Action::ShutdownComplete => self.checks.shutdown_complete = true,
-                Action::Subscribe { .. } | Action::ResetMemoryPeak | Action::Observe(_) => {}
+                Action::Subscribe { .. } | Action::ResetMemoryPeak | Action::StopTelemetry | Action::Observe(_) => {}
             }
         }
         Ok(())
@@ -351,11 +361,9 @@ impl World {
                     },
                 );
                 let id = actions.iter().find_map(|a| match a {
-                    Action::Reply { token: t, reply } if *t == token && reply.status == 200 => reply
-                        .headers
-                        .iter()
-                        .find(|(k, _)| *k == headers::EXTENSION_IDENTIFIER)
-                        .map(|(_, v)| v.clone()),
+                    Action::Reply { token: t, reply } if *t == token && reply.status == 200 => {
+                        reply.headers.iter().find(|(k, _)| *k == headers::EXTENSION_IDENTIFIER).map(|(_, v)| v.clone())
+                    }
                     _ => None,
                 });
                 if let Some(id) = id {
@@ -453,12 +461,6 @@ impl World {
                     self.feed(Input::Timer(id))?;
                 }
             }
-            Step::TelemetryFlushed => {
-                if !self.flushes.is_empty() {
-                    let generation = self.flushes.remove(0);
-                    self.feed(Input::TelemetryFlushed { generation })?;
-                }
-            }
             Step::Tick { ms } => self.now += Duration::from_millis(u64::from(ms)),
             Step::Shutdown => self.feed(Input::Shutdown)?,
             Step::Progress { mask } => {
@@ -488,7 +490,7 @@ impl World {
     }
 
     /// Shuts the environment down as Lambda would at the end of its life: extensions
-    /// that got SHUTDOWN exit, pending flushes complete and timers fire until the
+    /// that got SHUTDOWN exit and timers fire until the
     /// lifecycle says it is complete.
     fn finish(&mut self) -> Result<(), TestCaseError> {
         self.feed(Input::Shutdown)?;
@@ -501,11 +503,6 @@ impl World {
                 self.kill(ProcKindKey::Extension(ext), ExitInfo { code: Some(0), signal: None, oom: false });
             }
             self.drain()?;
-            if !self.flushes.is_empty() {
-                let generation = self.flushes.remove(0);
-                self.feed(Input::TelemetryFlushed { generation })?;
-                continue;
-            }
             // Parked next calls of live extensions are answered by the lifecycle; a
             // subscribed extension that is not waiting calls next now.
             let idle: Vec<usize> = (0..self.exts)

@@ -115,22 +115,26 @@ impl Lifecycle {
             }
             TimerId::RuntimeGrace(gen) if gen == g => {
                 if let Some(td) = self.teardown.as_mut().filter(|t| t.stage == Stage::StopRuntime) {
-                    td.stage = Stage::Flush;
-                    let deadline = td.deadline;
+                    // Its grace is over: killed, and SHUTDOWN goes out now rather than
+                    // after a runtime stuck in the kernel is reaped.
+                    td.stage = Stage::WaitExtensions;
                     if self.runtime.alive {
                         self.signal(ProcKind::Runtime, Signal::Kill);
                     }
-                    self.out.push(Action::FlushTelemetry { generation: g, deadline });
+                    self.send_shutdown_events();
                 }
             }
             TimerId::TeardownDeadline(gen) if gen == g => {
                 if let Some(td) = self.teardown.as_mut() {
                     if td.stage != Stage::Killing {
-                        let flushing = td.stage == Stage::Flush;
+                        let before_shutdown = td.stage == Stage::StopRuntime;
                         td.stage = Stage::Killing;
-                        if flushing {
+                        if td.then == After::Done {
+                            self.out.push(Action::StopTelemetry);
+                        }
+                        if before_shutdown {
                             // Out of time before SHUTDOWN could even be sent.
-                            self.send_shutdown_events(ctx);
+                            self.send_shutdown_events();
                         }
                         self.kill_all();
                         self.timer(TimerId::Reap(g), ctx.now + KILL_REAP_GRACE);

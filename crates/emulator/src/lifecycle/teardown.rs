@@ -1,5 +1,7 @@
 //! lifecycle::teardown: shutdowns and resets: the shutdown budget, SIGTERM and SIGKILL,
-//! telemetry flushed before SHUTDOWN is sent, and what follows (re-init or done).
+//! SHUTDOWN sent at the start of the phase (as soon as the runtime has stopped, whatever
+//! telemetry is still pending: subscribers keep receiving it by their own buffering
+//! until the deadline), and what follows (re-init or done).
 
 use super::{
     Action, After, Ctx, Lifecycle, Observation, PhaseState, ProcKind, Rejection, Signal, Stage, Teardown, TimerId,
@@ -36,7 +38,7 @@ impl Lifecycle {
         let deadline = ctx.now + budget;
         self.observe(Observation::ShutdownStart { reason: reason.clone(), deadline_ms: self.clock.epoch_ms(deadline) });
         let g = self.generation;
-        let mut stage = Stage::Flush;
+        let mut stage = Stage::WaitExtensions;
         if self.runtime.alive {
             stage = Stage::StopRuntime;
             // Lambda gives the runtime SIGTERM only when an extension is registered
@@ -55,8 +57,8 @@ impl Lifecycle {
             self.timer(TimerId::TeardownDeadline(g), deadline);
         }
         self.teardown = Some(Teardown { reason, then, deadline, stage });
-        if stage == Stage::Flush {
-            self.out.push(Action::FlushTelemetry { generation: g, deadline });
+        if stage == Stage::WaitExtensions {
+            self.send_shutdown_events();
         }
     }
 
@@ -66,7 +68,8 @@ impl Lifecycle {
         self.observe(Observation::Signalled { process: self.process_name(kind), signal });
     }
 
-    pub(super) fn send_shutdown_events(&mut self, ctx: Ctx) {
+    /// SHUTDOWN to every live extension that asked for it; the others are killed.
+    pub(super) fn send_shutdown_events(&mut self) {
         let Some(td) = self.teardown.as_ref() else {
             return;
         };
@@ -74,7 +77,6 @@ impl Lifecycle {
             shutdown_reason: td.reason.clone(),
             deadline_ms: self.clock.epoch_ms(td.deadline),
         });
-        let _ = ctx;
         let mut handled = vec![false; self.launched.len()];
         for i in 0..self.exts.len() {
             let ext = &self.exts[i];
@@ -105,9 +107,8 @@ impl Lifecycle {
         };
         match td.stage {
             Stage::StopRuntime if !runtime_alive => {
-                td.stage = Stage::Flush;
-                let (g, deadline) = (self.generation, td.deadline);
-                self.out.push(Action::FlushTelemetry { generation: g, deadline });
+                td.stage = Stage::WaitExtensions;
+                self.send_shutdown_events();
                 true
             }
             Stage::WaitExtensions | Stage::Killing if !alive => {

@@ -146,6 +146,17 @@ fn has(actions: &[Action], pred: impl Fn(&Action) -> bool) -> bool {
     actions.iter().any(pred)
 }
 
+/// The invocation timeout timer the actions set.
+fn invoke_timer(actions: &[Action]) -> TimerId {
+    actions
+        .iter()
+        .find_map(|x| match x {
+            Action::Timer { id: id @ TimerId::Invoke(_), .. } => Some(*id),
+            _ => None,
+        })
+        .expect("an invoke timer")
+}
+
 #[test]
 fn cold_init_starts_extensions_then_runtime_and_freezes_when_all_wait() {
     let mut h = H::new(&["a", "b"]);
@@ -437,13 +448,7 @@ fn function_error_is_unhandled_with_the_posted_type() {
 fn timeout_answers_the_caller_reports_and_resets_with_reason_timeout() {
     let (mut h, id, _) = H::ready_with_ext();
     let (caller, a) = h.invoke("r1");
-    let timer = a
-        .iter()
-        .find_map(|x| match x {
-            Action::Timer { id: id @ TimerId::Invoke(_), .. } => Some(*id),
-            _ => None,
-        })
-        .unwrap();
+    let timer = invoke_timer(&a);
     h.next(&id); // the extension is done early and waits
     h.tick(3000);
     let a = h.input(Input::Timer(timer));
@@ -463,14 +468,12 @@ fn timeout_answers_the_caller_reports_and_resets_with_reason_timeout() {
         }
         _ => unreachable!(),
     }
-    // The runtime is killed (no SIGTERM on a reset); SHUTDOWN waits for the telemetry flush.
+    // The runtime is killed (no SIGTERM on a reset); SHUTDOWN follows as soon as it is gone.
     assert!(has(&a, |x| matches!(x, Action::Signal { proc, signal: Signal::Kill } if proc.kind == ProcKind::Runtime)));
     let a = h.input(Input::Exited {
         proc: ProcId { generation: 1, kind: ProcKind::Runtime },
         exit: ExitInfo { code: None, signal: Some(9), oom: false },
     });
-    assert!(has(&a, |x| matches!(x, Action::FlushTelemetry { .. })));
-    let a = h.input(Input::TelemetryFlushed { generation: 1 });
     let shutdown = a
         .iter()
         .find_map(|x| match x {
@@ -558,7 +561,6 @@ fn init_failure_is_reported_then_retried_at_the_first_invoke() {
         proc: ProcId { generation: 1, kind: ProcKind::Runtime },
         exit: ExitInfo { code: Some(1), ..Default::default() },
     });
-    h.input(Input::TelemetryFlushed { generation: 1 });
     assert_eq!(h.lc.phase(), PhaseState::NeedsInit);
     // First invoke: init again, phase invoke, then the invocation itself.
     let (caller, a) = h.invoke("r1");
@@ -591,7 +593,6 @@ fn suppressed_init_failure_fails_the_waiting_invoke() {
         proc: ProcId { generation: 1, kind: ProcKind::Runtime },
         exit: ExitInfo { code: Some(1), ..Default::default() },
     });
-    h.input(Input::TelemetryFlushed { generation: 1 });
     let (caller, _) = h.invoke("r1");
     let a = h.input(Input::Exited {
         proc: ProcId { generation: 2, kind: ProcKind::Runtime },
@@ -672,8 +673,7 @@ fn spindown_terms_the_runtime_then_sends_shutdown_and_kills_at_the_deadline() {
     h.tick(300);
     let a = h.input(Input::Timer(TimerId::RuntimeGrace(1)));
     assert!(has(&a, |x| matches!(x, Action::Signal { proc, signal: Signal::Kill } if proc.kind == ProcKind::Runtime)));
-    assert!(has(&a, |x| matches!(x, Action::FlushTelemetry { .. })));
-    let a = h.input(Input::TelemetryFlushed { generation: 1 });
+    // SHUTDOWN at once, whatever telemetry is pending (no flush first).
     let ev: NextEvent = serde_json::from_slice(&reply(&a, ext_next).unwrap().body).unwrap();
     match ev {
         NextEvent::Shutdown(s) => {
@@ -699,6 +699,41 @@ fn spindown_terms_the_runtime_then_sends_shutdown_and_kills_at_the_deadline() {
     });
     assert!(has(&a, |x| matches!(x, Action::ShutdownComplete)));
     assert_eq!(h.lc.phase(), PhaseState::Done);
+}
+
+#[test]
+fn shutdown_goes_out_as_soon_as_the_runtime_is_gone_and_telemetry_stops_at_the_deadline() {
+    let (mut h, id, _) = H::ready_with_ext();
+    // Telemetry is pending (the report of an invocation nobody received yet).
+    h.invoke("r1");
+    h.respond("r1", b"1");
+    h.api(ApiCall::RuntimeNext);
+    let (ext_next, a) = h.next(&id);
+    assert!(records(&a).contains(&ty::REPORT.to_string()));
+    let a = h.input(Input::Shutdown);
+    assert!(reply(&a, ext_next).is_none(), "the runtime gets its SIGTERM grace first");
+    h.tick(20);
+    let a = h.input(Input::Exited {
+        proc: ProcId { generation: 1, kind: ProcKind::Runtime },
+        exit: ExitInfo { code: Some(0), ..Default::default() },
+    });
+    let ev: NextEvent = serde_json::from_slice(&reply(&a, ext_next).expect("SHUTDOWN sent").body).unwrap();
+    assert!(matches!(ev, NextEvent::Shutdown(_)), "{ev:?}");
+    assert!(!has(&a, |x| matches!(x, Action::StopTelemetry)), "telemetry keeps flowing after SHUTDOWN");
+    h.tick(1980);
+    let a = h.input(Input::Timer(TimerId::TeardownDeadline(1)));
+    assert!(has(&a, |x| matches!(x, Action::StopTelemetry)), "deliveries end at the deadline");
+    // A reset's deadline does not stop telemetry: the next instance's subscribers get it.
+    let (mut h, id, _) = H::ready_with_ext();
+    let (_, a) = h.invoke("r1");
+    let timer = invoke_timer(&a);
+    h.next(&id);
+    h.tick(3000);
+    h.input(Input::Timer(timer));
+    h.tick(2000);
+    let a = h.input(Input::Timer(TimerId::TeardownDeadline(1)));
+    assert!(has(&a, |x| matches!(x, Action::Signal { signal: Signal::Kill, .. })));
+    assert!(!has(&a, |x| matches!(x, Action::StopTelemetry)));
 }
 
 #[test]
@@ -827,14 +862,12 @@ fn scripted_run(clock: Clock, start: Instant, id_seed: u64) -> Vec<String> {
     for kind in [ProcKind::Runtime, ProcKind::Extension(0)] {
         keep(h.input(Input::Exited { proc: ProcId { generation: g, kind }, exit: ExitInfo::default() }));
     }
-    keep(h.input(Input::TelemetryFlushed { generation: g }));
     keep(h.invoke("r3").1);
     keep(h.input(Input::Shutdown));
     // The suppressed init serving r3 runs out of time; the shutdown then completes.
     h.tick(3000);
     let g = h.lc.generation();
     keep(h.input(Input::Timer(TimerId::Init(g))));
-    keep(h.input(Input::TelemetryFlushed { generation: g }));
     keep(h.input(Input::Exited {
         proc: ProcId { generation: g, kind: ProcKind::Extension(0) },
         exit: ExitInfo::default(),

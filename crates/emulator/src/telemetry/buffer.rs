@@ -41,27 +41,21 @@ pub struct Buffer {
     bytes: usize,
     dropped_records: u64,
     dropped_bytes: u64,
-    /// Deliver whatever is pending now (a flush before SHUTDOWN).
-    force: bool,
 }
 
 impl Buffer {
     pub fn new(limits: Limits) -> Self {
-        Self { limits, queue: VecDeque::new(), bytes: 0, dropped_records: 0, dropped_bytes: 0, force: false }
+        Self { limits, queue: VecDeque::new(), bytes: 0, dropped_records: 0, dropped_bytes: 0 }
     }
 
     pub fn set_limits(&mut self, limits: Limits) {
         self.limits = limits;
     }
 
-    /// Events held (what the tests check; the hub only asks whether it is empty).
+    /// Events held (what the tests check).
     #[cfg(test)]
     pub fn len(&self) -> usize {
         self.queue.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.queue.is_empty() && self.dropped_records == 0
     }
 
     /// Queues one rendered event; drops the oldest ones when over the bound.
@@ -80,23 +74,20 @@ impl Buffer {
         }
     }
 
-    /// Asks for everything pending to be delivered regardless of the batching limits.
-    pub fn force(&mut self, on: bool) {
-        self.force = on;
-    }
-
     /// When the oldest pending event's timeout expires.
     pub fn deadline(&self) -> Option<Instant> {
         self.queue.front().map(|p| p.at + self.limits.timeout)
     }
 
     /// Whether a batch should go out at `now`.
+    /// The same rules hold at shutdown: Lambda keeps each subscription's buffering
+    /// until the deadline rather than flushing. (Drops are reported with the next batch:
+    /// the queue is never empty after a drop.)
     pub fn due(&self, now: Instant) -> bool {
         if self.queue.is_empty() {
-            return self.dropped_records > 0 && self.force;
+            return false;
         }
-        self.force
-            || self.queue.len() >= self.limits.max_items
+        self.queue.len() >= self.limits.max_items
             || self.bytes >= self.limits.max_bytes
             || self.deadline().is_some_and(|d| now >= d)
     }
@@ -186,22 +177,20 @@ mod tests {
             b.push(Bytes::from(vec![i; 10]), t);
         }
         assert_eq!(b.len(), 5);
-        b.force(true);
-        let batch = b.take(t).unwrap();
+        let batch = b.take(t + Duration::from_millis(25)).unwrap();
         assert_eq!(batch.dropped, Some((3, 30)));
         assert_eq!(batch.events.first().unwrap()[0], 3, "the oldest went first");
         b.push(ev(1), t);
-        assert_eq!(b.take(t).unwrap().dropped, None, "drops are reported once");
+        assert_eq!(b.take(t + Duration::from_millis(25)).unwrap().dropped, None, "drops are reported once");
     }
 
     #[test]
-    fn force_flushes_below_the_limits() {
+    fn nothing_is_due_before_a_limit_or_the_timeout() {
         let t = Instant::now();
         let mut b = Buffer::new(limits());
+        assert!(!b.due(t + Duration::from_secs(60)), "an empty buffer never is");
         b.push(ev(1), t);
-        assert!(!b.due(t));
-        b.force(true);
-        assert_eq!(b.take(t).unwrap().events.len(), 1);
-        assert!(b.is_empty());
+        assert!(!b.due(t + Duration::from_millis(24)));
+        assert!(b.due(t + Duration::from_millis(25)));
     }
 }

@@ -8,7 +8,7 @@
 use super::buffer::{Batch, Buffer};
 use crate::clock::Clock;
 use bytes::{BufMut, Bytes, BytesMut};
-use http_body_util::{BodyExt, Full};
+use http_body_util::{BodyExt, Full, Limited};
 use hyper::client::conn::http1::SendRequest;
 use hyper_util::rt::TokioIo;
 use serde::Serialize;
@@ -23,6 +23,8 @@ use tokio::sync::{watch, Notify};
 
 /// How long one delivery may take while the environment runs.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+/// The most of a subscriber's answer body read (Lambda only looks at the status).
+const MAX_ANSWER_BYTES: usize = 64 * 1024;
 const BACKOFF_BASE: Duration = Duration::from_millis(50);
 const BACKOFF_MAX: Duration = Duration::from_secs(1);
 const DROP_REASON: &str = "Consumer seems to have fallen behind as it has not acknowledged receipt of logs.";
@@ -40,8 +42,6 @@ pub struct Dest {
 pub struct State {
     pub buffer: Buffer,
     pub dest: Dest,
-    /// A batch has been taken and is not yet accepted.
-    pub inflight: bool,
 }
 
 #[derive(Debug)]
@@ -49,16 +49,8 @@ pub struct Shared {
     pub state: Mutex<State>,
     /// New events, or a flush: look at the buffer again.
     pub notify: Notify,
-    /// The subscriber changed (resubscribed after a reset) or a flush wants delivery
-    /// now: end a retry backoff early.
+    /// The subscriber changed (resubscribed after a reset): end a retry backoff early.
     pub retry_now: Notify,
-}
-
-impl Shared {
-    /// Whether everything pushed so far has been accepted by the subscriber.
-    pub fn drained(&self) -> bool {
-        self.state.lock().map(|s| s.buffer.is_empty() && !s.inflight).unwrap_or(true)
-    }
 }
 
 /// The outcome of one delivery attempt.
@@ -147,13 +139,7 @@ impl Task {
             }
             let now = Instant::now();
             let (batch, deadline, dest) = match self.shared.state.lock() {
-                Ok(mut s) => {
-                    let batch = s.buffer.take(now);
-                    if batch.is_some() {
-                        s.inflight = true;
-                    }
-                    (batch, s.buffer.deadline(), s.dest.clone())
-                }
+                Ok(mut s) => (s.buffer.take(now), s.buffer.deadline(), s.dest.clone()),
                 Err(_) => return,
             };
             let Some(batch) = batch else {
@@ -182,10 +168,14 @@ impl Task {
                 }
                 let sent_ms = self.clock.epoch_ms(Instant::now());
                 let dest = self.shared.state.lock().map(|s| s.dest.clone()).unwrap_or_else(|_| dest.clone());
-                let send = send(&mut conn, &dest, body.clone());
-                let outcome = match with_active_timeout(send, REQUEST_TIMEOUT, &mut self.frozen).await {
-                    Some(o) => o,
-                    None => Outcome::Failed(format!("no answer within {}s", REQUEST_TIMEOUT.as_secs())),
+                let send = with_active_timeout(send(&mut conn, &dest, body.clone()), REQUEST_TIMEOUT, &mut self.frozen);
+                let outcome = tokio::select! {
+                    o = send => match o {
+                        Some(o) => o,
+                        None => Outcome::Failed(format!("no answer within {}s", REQUEST_TIMEOUT.as_secs())),
+                    },
+                    // The shutdown deadline: an attempt in flight is abandoned, not logged.
+                    _ = self.stop.changed() => return,
                 };
                 let ok = matches!(outcome, Outcome::Delivered(_));
                 if !ok {
@@ -207,16 +197,13 @@ impl Task {
                     }
                 }
                 if ok {
-                    if let Ok(mut s) = self.shared.state.lock() {
-                        s.inflight = false;
-                    }
                     break;
                 }
                 let backoff = (BACKOFF_BASE * 2u32.saturating_pow(attempt.min(10) - 1)).min(BACKOFF_MAX);
                 tokio::select! {
                     _ = tokio::time::sleep(backoff) => {}
-                    // A new subscription (the extension restarted after a reset) or a
-                    // forced flush: try again now rather than at the end of the backoff.
+                    // A new subscription (the extension restarted after a reset): try
+                    // again now rather than at the end of the backoff.
                     _ = self.shared.retry_now.notified() => {}
                     _ = self.stop.changed() => return,
                 }
@@ -330,8 +317,12 @@ async fn send(conn: &mut Option<(Dest, Conn)>, dest: &Dest, body: Bytes) -> Outc
             match sender.send_request(request).await {
                 Ok(resp) => {
                     let status = resp.status().as_u16();
-                    // Read the answer to the end so that the connection can be reused.
-                    let _ = resp.into_body().collect().await;
+                    // Read the answer to the end so that the connection can be reused,
+                    // but never more of it than an acknowledgement needs: a subscriber
+                    // answering with an endless body loses the connection, not memory.
+                    if Limited::new(resp.into_body(), MAX_ANSWER_BYTES).collect().await.is_err() {
+                        *conn = None;
+                    }
                     if (200..300).contains(&status) {
                         Outcome::Delivered(status)
                     } else {

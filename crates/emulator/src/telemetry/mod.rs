@@ -56,13 +56,10 @@ pub enum Msg {
         extension: String,
         subscription: Subscription,
     },
-    /// Deliver everything pending; answered when drained or at the deadline.
-    Flush {
-        deadline: Instant,
-        ack: oneshot::Sender<()>,
-    },
     Freeze(bool),
-    /// An init starts: the replay window restarts and flushing stops being forced.
+    /// The shutdown deadline passed (or the environment is done): deliveries end.
+    StopDelivery,
+    /// An init starts: the replay window restarts.
     NewGeneration,
     /// Answer with the log tail of `request_id` once its report has passed.
     Tail {
@@ -153,13 +150,6 @@ impl Hub {
         self.send(Msg::Barrier(ack));
         let _ = rx.await;
     }
-
-    /// Waits until everything pending is delivered, or `deadline`.
-    pub async fn flush(&self, deadline: Instant) {
-        let (ack, rx) = oneshot::channel();
-        self.send(Msg::Flush { deadline, ack });
-        let _ = tokio::time::timeout_at(deadline.into(), rx).await;
-    }
 }
 
 struct Sub {
@@ -247,35 +237,13 @@ impl HubTask {
                     }
                 }
                 Msg::Subscribe { extension, subscription } => self.on_subscribe(extension, subscription),
-                Msg::Flush { deadline, ack } => {
-                    let shared: Vec<Arc<Shared>> = self.subs.iter().map(|s| s.shared.clone()).collect();
-                    for s in &shared {
-                        if let Ok(mut st) = s.state.lock() {
-                            st.buffer.force(true);
-                        }
-                        s.notify.notify_one();
-                        s.retry_now.notify_one();
-                    }
-                    tokio::spawn(async move {
-                        // Subscribers are polled, not awaited: a flush is rare (shutdown)
-                        // and polling keeps the delivery tasks free of flush bookkeeping.
-                        while Instant::now() < deadline && !shared.iter().all(|s| s.drained()) {
-                            tokio::time::sleep(Duration::from_millis(2)).await;
-                        }
-                        let _ = ack.send(());
-                    });
-                }
                 Msg::Freeze(on) => {
                     let _ = self.frozen.send(on);
                 }
-                Msg::NewGeneration => {
-                    self.replay.clear();
-                    for s in &self.subs {
-                        if let Ok(mut st) = s.shared.state.lock() {
-                            st.buffer.force(false);
-                        }
-                    }
+                Msg::StopDelivery => {
+                    let _ = self.stop.send(true);
                 }
+                Msg::NewGeneration => self.replay.clear(),
                 Msg::Barrier(ack) => {
                     let _ = out.flush();
                     let _ = ack.send(());
@@ -415,7 +383,7 @@ impl HubTask {
             }
             None => {
                 let shared = Arc::new(Shared {
-                    state: Mutex::new(State { buffer: Buffer::new(limits), dest, inflight: false }),
+                    state: Mutex::new(State { buffer: Buffer::new(limits), dest }),
                     notify: tokio::sync::Notify::new(),
                     retry_now: tokio::sync::Notify::new(),
                 });

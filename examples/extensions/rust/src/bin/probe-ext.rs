@@ -23,7 +23,16 @@
 //!   invoke's `platform.runtimeDone` has been received (bounded by the INVOKE's
 //!   deadline), as a telemetry extension that flushes before `next` does.
 //! - `PROBE_SHUTDOWN_LINGER_MS=N`: after SHUTDOWN, wait N ms (late telemetry)
-//!   before exiting 0.
+//!   before exiting 0. Unset, it does what AWS's samples do "to receive the
+//!   remaining events": it waits until no batch has arrived for the subscription's
+//!   `timeoutMs` (1000 when unset) plus 250 ms, and at most until 150 ms before the
+//!   SHUTDOWN deadline.
+//! - `PROBE_HOST`: the host of the destination URI (default `sandbox.localdomain`;
+//!   Lambda also accepts `sandbox`).
+//! - `PROBE_NEVER_ANSWER=1`: read each batch, record it, and never answer (HTTP
+//!   only): a subscriber that hangs.
+//! - `PROBE_LOG_PER_BATCH=1`: print one line to stdout per batch received (with
+//!   `extension` in `PROBE_TYPES`, each batch causes the next one).
 //!
 //! Output lines (each one JSON object, written with one `write`):
 //! - `{"registered":id,"name":..,"port":..}`
@@ -31,6 +40,7 @@
 //! - `{"batch":n,"received_ms":epoch_ms,"events":[...]}` per accepted batch
 //!   (TCP: per read that completed at least one line)
 //! - `{"rejected_batch":k,"status":500,"received_ms":..,"events":[...]}`
+//! - `{"held_batch":k,"received_ms":..,"events":[...]}` (never answered)
 //! - `{"bad_batch":text,"error":..,"received_ms":..}` for a body that is not a JSON array
 //! - `{"next":k,"sent_ms":..}` each time it calls `next`
 //! - `{"lifecycle":"INVOKE"|"SHUTDOWN","event":{..},"received_ms":..}`
@@ -105,7 +115,10 @@ struct Settings {
     delay: Duration,
     next_delay: Duration,
     wait_runtime_done: bool,
-    linger: Duration,
+    linger: Option<Duration>,
+    host: String,
+    never_answer: bool,
+    log_per_batch: bool,
 }
 
 fn var(name: &str) -> Option<String> {
@@ -166,7 +179,10 @@ impl Settings {
             delay: Duration::from_millis(number("PROBE_DELAY_MS").unwrap_or(0)),
             next_delay: Duration::from_millis(number("PROBE_NEXT_DELAY_MS").unwrap_or(0)),
             wait_runtime_done: var("PROBE_WAIT_RUNTIME_DONE").as_deref() == Some("1"),
-            linger: Duration::from_millis(number("PROBE_SHUTDOWN_LINGER_MS").unwrap_or(0)),
+            linger: number("PROBE_SHUTDOWN_LINGER_MS").map(Duration::from_millis),
+            host: var("PROBE_HOST").unwrap_or_else(|| "sandbox.localdomain".into()),
+            never_answer: var("PROBE_NEVER_ANSWER").as_deref() == Some("1"),
+            log_per_batch: var("PROBE_LOG_PER_BATCH").as_deref() == Some("1"),
         }
     }
 }
@@ -200,6 +216,11 @@ struct State {
     out: Out,
     fail_first: u64,
     delay: Duration,
+    never_answer: bool,
+    log_per_batch: bool,
+    held: AtomicU64,
+    /// When the last batch arrived (epoch ms), for the quiet wait after SHUTDOWN.
+    last_batch_ms: AtomicU64,
     rejected: AtomicU64,
     batches: AtomicU64,
     runtime_done: Mutex<HashSet<String>>,
@@ -225,7 +246,15 @@ impl State {
     fn accept(&self, events: Vec<Value>, received_ms: u64) {
         self.note(&events);
         let n = self.batches.fetch_add(1, Ordering::SeqCst) + 1;
+        self.log_batch(n, events.len());
         self.out.write(&json!({ "batch": n, "received_ms": received_ms, "events": events }));
+    }
+
+    /// With `PROBE_LOG_PER_BATCH`, one stdout line per batch (an `extension` record).
+    fn log_batch(&self, n: u64, events: usize) {
+        if self.log_per_batch {
+            println!("{} received batch {n} ({events} events)", name());
+        }
     }
 
     fn has_runtime_done(&self, request_id: &str) -> bool {
@@ -241,6 +270,7 @@ fn text_response(status: StatusCode, body: &'static str) -> Response<Full<Bytes>
 
 async fn handle_batch(req: Request<Incoming>, st: Arc<State>) -> Result<Response<Full<Bytes>>, Infallible> {
     let received_ms = epoch_ms();
+    st.last_batch_ms.fetch_max(received_ms, Ordering::SeqCst);
     let body = match req.into_body().collect().await {
         Ok(b) => b.to_bytes(),
         Err(e) => {
@@ -267,6 +297,13 @@ async fn handle_batch(req: Request<Incoming>, st: Arc<State>) -> Result<Response
             return Ok(text_response(StatusCode::BAD_REQUEST, "invalid JSON"));
         }
     };
+    if st.never_answer {
+        let k = st.held.fetch_add(1, Ordering::SeqCst) + 1;
+        st.log_batch(k, events.len());
+        st.out.write(&json!({ "held_batch": k, "received_ms": received_ms, "events": events }));
+        // Hold the request open until the platform gives up on it.
+        std::future::pending::<()>().await;
+    }
     if !st.delay.is_zero() {
         tokio::time::sleep(st.delay).await;
     }
@@ -317,6 +354,7 @@ async fn read_tcp(mut stream: TcpStream, st: Arc<State>) {
             }
         };
         let received_ms = epoch_ms();
+        st.last_batch_ms.fetch_max(received_ms, Ordering::SeqCst);
         pending.extend_from_slice(&chunk[..n]);
         let Some(last) = pending.iter().rposition(|&b| b == b'\n') else {
             continue;
@@ -417,7 +455,7 @@ async fn subscribe(s: &Settings, id: &str, port: u16, out: &Out) {
         "types": s.types,
         "destination": {
             "protocol": if s.protocol == Proto::Tcp { "TCP" } else { "HTTP" },
-            "URI": format!("http://sandbox.localdomain:{port}"),
+            "URI": format!("http://{}:{port}", s.host),
         },
     });
     if !buffering.is_empty() {
@@ -462,6 +500,20 @@ async fn wait_runtime_done(st: &State, request_id: &str, deadline_ms: u64) {
     }));
 }
 
+/// Waits until no batch has arrived for `quiet_ms` (counting from `since_ms` at the
+/// earliest), or until `until_ms`.
+async fn quiet_wait(st: &State, since_ms: u64, quiet_ms: u64, until_ms: u64) {
+    loop {
+        let now = epoch_ms();
+        let quiet_until = st.last_batch_ms.load(Ordering::SeqCst).max(since_ms) + quiet_ms;
+        let wake = quiet_until.min(until_ms);
+        if now >= wake {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(wake - now)).await;
+    }
+}
+
 #[tokio::main]
 async fn main() {
     let own_name = var("PROBE_NAME").unwrap_or_else(|| {
@@ -479,6 +531,10 @@ async fn main() {
         out: Out::open(&s.out),
         fail_first: s.fail_first,
         delay: s.delay,
+        never_answer: s.never_answer,
+        log_per_batch: s.log_per_batch,
+        held: AtomicU64::new(0),
+        last_batch_ms: AtomicU64::new(0),
         rejected: AtomicU64::new(0),
         batches: AtomicU64::new(0),
         runtime_done: Mutex::new(HashSet::new()),
@@ -559,8 +615,14 @@ async fn main() {
             "SHUTDOWN" => {
                 let reason = event.get("shutdownReason").and_then(Value::as_str).unwrap_or_default();
                 println!("{own_name} got SHUTDOWN {reason}");
-                if !s.linger.is_zero() {
-                    tokio::time::sleep(s.linger).await;
+                match s.linger {
+                    Some(linger) => tokio::time::sleep(linger).await,
+                    None if s.api != SubApi::None => {
+                        let deadline_ms = event.get("deadlineMs").and_then(Value::as_u64).unwrap_or(received_ms);
+                        let quiet_ms = s.timeout_ms.unwrap_or(1000) + 250;
+                        quiet_wait(&state, received_ms, quiet_ms, deadline_ms.saturating_sub(150)).await;
+                    }
+                    None => {}
                 }
                 // Every line was written (and flushed) when it was recorded.
                 std::process::exit(0);

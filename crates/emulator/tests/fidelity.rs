@@ -1,0 +1,164 @@
+//! Fidelity to Lambda where extensions written by others depend on it: SHUTDOWN on
+//! time whatever telemetry is pending, telemetry during the shutdown phase by the
+//! subscription's own buffering, the hosts a subscription may name, and the platform's
+//! records and console lines (issue 12).
+
+mod common;
+
+use common::*;
+use serde_json::Value;
+use std::time::Duration;
+use tandem_emulator::{Environment, Observation, Signal};
+
+/// `(shutdown start, deadline)` of the environment's last shutdown, epoch ms.
+fn shutdown_window(env: &Environment) -> (u64, u64) {
+    observed(env, |o| matches!(o, Observation::ShutdownStart { .. }))
+        .last()
+        .and_then(|o| match o.what {
+            Observation::ShutdownStart { deadline_ms, .. } => Some((o.epoch_ms, deadline_ms)),
+            _ => None,
+        })
+        .expect("a shutdown started")
+}
+
+/// Asserts that extension `name` received SHUTDOWN before the deadline and exited on
+/// its own (status 0), never SIGKILLed.
+#[track_caller]
+fn got_shutdown_on_time(env: &Environment, ext: &Ext, name: &str) {
+    let (start, deadline) = shutdown_window(env);
+    let out = ext.probe_output();
+    let shutdown = out.lifecycle("SHUTDOWN");
+    let [line] = shutdown[..] else { panic!("{name}: one SHUTDOWN expected, got {shutdown:?}") };
+    let at = line["received_ms"].as_u64().unwrap_or(u64::MAX);
+    assert!(
+        at >= start && at < deadline,
+        "{name} got SHUTDOWN at {at}, outside the shutdown phase {start}..{deadline}"
+    );
+    assert_eq!(line["event"]["deadlineMs"].as_u64(), Some(deadline));
+    let killed =
+        observed(env, |o| matches!(o, Observation::Signalled { process, signal: Signal::Kill } if process == name));
+    assert!(killed.is_empty(), "{name} was SIGKILLed: {killed:?}");
+    let exits: Vec<_> = observed(env, |o| matches!(o, Observation::ProcessExited { process, .. } if process == name));
+    let exited_alone =
+        exits.iter().any(|o| matches!(&o.what, Observation::ProcessExited { exit, .. } if exit.code == Some(0)));
+    assert!(exited_alone, "{name} exited on its own: {exits:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_subscriber_that_never_answers_gets_shutdown_on_time() {
+    let dir = TempDir::new();
+    let hang = Ext::probe(
+        &dir,
+        "hang",
+        &[("PROBE_NEVER_ANSWER", "1"), ("PROBE_TIMEOUT_MS", "25"), ("PROBE_SHUTDOWN_LINGER_MS", "500")],
+    );
+    let mut cfg = echo_config();
+    cfg.extensions = vec![hang.path()];
+    let env = start(cfg).await;
+    for i in 0..3 {
+        invoke_ok(&env, &format!(r#"{{"log":["line {i}"],"sleep_ms":60}}"#)).await;
+    }
+    shutdown(&env).await;
+    assert!(hang.lines().iter().any(|l| l.get("held_batch").is_some()), "a batch was held unanswered");
+    got_shutdown_on_time(&env, &hang, "hang");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_subscriber_that_logs_a_line_per_batch_of_its_own_records_gets_shutdown_on_time() {
+    let dir = TempDir::new();
+    let chatty = Ext::probe(
+        &dir,
+        "chatty",
+        &[
+            ("PROBE_TYPES", "platform,function,extension"),
+            ("PROBE_LOG_PER_BATCH", "1"),
+            ("PROBE_TIMEOUT_MS", "25"),
+            ("PROBE_SHUTDOWN_LINGER_MS", "500"),
+        ],
+    );
+    let mut cfg = echo_config();
+    cfg.extensions = vec![chatty.path()];
+    let env = start(cfg).await;
+    for i in 0..3 {
+        invoke_ok(&env, &format!(r#"{{"log":["line {i}"],"sleep_ms":60}}"#)).await;
+    }
+    shutdown(&env).await;
+    let own = chatty.probe_output().of_type("extension");
+    assert!(
+        own.iter().any(|e| e["record"].as_str().is_some_and(|r| r.contains("received batch"))),
+        "its own lines came back as extension records: {own:?}"
+    );
+    got_shutdown_on_time(&env, &chatty, "chatty");
+}
+
+/// The deliveries to `name` that started within `from..=to`, by start time.
+fn sent_between(env: &Environment, name: &str, from: u64, to: u64) -> Vec<u64> {
+    let mut sent: Vec<u64> = env
+        .deliveries()
+        .into_iter()
+        .filter(|d| d.subscriber == name && d.sent_ms >= from && d.sent_ms <= to)
+        .map(|d| d.sent_ms)
+        .collect();
+    sent.sort_unstable();
+    sent
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn posts_during_the_shutdown_phase_follow_the_subscribers_timeout() {
+    for timeout_ms in [100u64, 400] {
+        let dir = TempDir::new();
+        let t = timeout_ms.to_string();
+        // Each batch it receives makes it log a line, which is the next batch: a
+        // subscriber that keeps its own backlog non-empty, lingering after SHUTDOWN
+        // as AWS's samples do "to receive the remaining events".
+        let chatty = Ext::probe(
+            &dir,
+            "chatty",
+            &[
+                ("PROBE_TYPES", "extension"),
+                ("PROBE_LOG_PER_BATCH", "1"),
+                ("PROBE_TIMEOUT_MS", &t),
+                ("PROBE_SHUTDOWN_LINGER_MS", "1200"),
+            ],
+        );
+        let mut cfg = echo_config();
+        cfg.extensions = vec![chatty.path()];
+        let env = start(cfg).await;
+        invoke_ok(&env, "{}").await;
+        shutdown(&env).await;
+        got_shutdown_on_time(&env, &chatty, "chatty");
+        let (start, deadline) = shutdown_window(&env);
+        let sent = sent_between(&env, "chatty", start, deadline);
+        let shutdown_at = chatty.probe_output().lifecycle("SHUTDOWN")[0]["received_ms"].as_u64().unwrap_or(0);
+        assert!(
+            sent.iter().any(|&s| s > shutdown_at),
+            "telemetry kept flowing after SHUTDOWN (timeoutMs {timeout_ms}): {sent:?}, SHUTDOWN at {shutdown_at}"
+        );
+        // A batch is due only once its oldest record waited timeoutMs, and every record
+        // here is caused by the previous batch: POSTs are at least timeoutMs apart (less
+        // a millisecond of rounding to epoch milliseconds each side).
+        for pair in sent.windows(2) {
+            assert!(
+                pair[1] - pair[0] + 2 >= timeout_ms,
+                "POSTs {} ms apart with timeoutMs {timeout_ms}: {sent:?}",
+                pair[1] - pair[0]
+            );
+        }
+        assert!(
+            sent.len() as u64 <= (deadline - start) / timeout_ms + 1,
+            "{} POSTs in a {} ms shutdown phase with timeoutMs {timeout_ms}: {sent:?}",
+            sent.len(),
+            deadline - start
+        );
+        // Deliveries end with the environment: nothing is attempted after it is done.
+        let done = wait_for(&env, "ShutdownComplete", |o| matches!(o, Observation::ShutdownComplete)).await;
+        tokio::time::sleep(Duration::from_millis(2 * timeout_ms)).await;
+        let late: Vec<Value> = env
+            .deliveries()
+            .into_iter()
+            .filter(|d| d.subscriber == "chatty" && d.sent_ms > done.epoch_ms + 1)
+            .map(|d| Value::from(d.sent_ms))
+            .collect();
+        assert!(late.is_empty(), "deliveries after the environment shut down at {}: {late:?}", done.epoch_ms);
+    }
+}
