@@ -18,7 +18,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use tandem_wire::error::types as et;
 use tandem_wire::subscription::{Api, Buffering, Destination, SubscribeRequest, SANDBOX_HOST};
-use tandem_wire::telemetry::{LogRecord, Record, TelemetryType};
+use tandem_wire::telemetry::{EventError, LogRecord, Record, TelemetryType};
 use tandem_wire::Event;
 use tokio::net::TcpListener;
 
@@ -173,7 +173,7 @@ async fn batch<H: Handler>(
             return Ok(answer(StatusCode::INTERNAL_SERVER_ERROR));
         }
     };
-    let parsed = match tandem_wire::parse_batch(&body) {
+    let parsed = match parse_body(&body) {
         Ok(p) => p,
         Err(e) => {
             // Not a JSON array at all: no delivery of it will ever parse.
@@ -226,9 +226,173 @@ async fn batch<H: Handler>(
     }
 }
 
+/// Parses a batch event by event. serde_json refuses a whole body that holds one
+/// invalid UTF-8 byte (inside one event's string), so such a body is split into its
+/// elements here, at the byte level, and only the element with the bad byte is
+/// malformed. A body that is not a JSON array at all is an error.
+fn parse_body(body: &[u8]) -> Result<Vec<Result<Event, EventError>>, serde_json::Error> {
+    let err = match tandem_wire::parse_batch(body) {
+        Ok(parsed) => return Ok(parsed),
+        Err(e) => e,
+    };
+    if std::str::from_utf8(body).is_ok() {
+        return Err(err);
+    }
+    let Some(elements) = split_array(body) else { return Err(err) };
+    Ok(elements.into_iter().enumerate().map(|(index, raw)| parse_element(index, raw)).collect())
+}
+
+fn parse_element(index: usize, raw: &[u8]) -> Result<Event, EventError> {
+    #[derive(serde::Deserialize)]
+    struct Kind {
+        #[serde(rename = "type")]
+        kind: String,
+    }
+    serde_json::from_slice::<Event>(raw).map_err(|error| {
+        let raw = String::from_utf8_lossy(raw).into_owned();
+        EventError { index, kind: serde_json::from_str::<Kind>(&raw).ok().map(|k| k.kind), error, raw }
+    })
+}
+
+/// The elements of a JSON array, as byte slices, found without decoding them: strings
+/// (with their escapes) are skipped, brackets counted. `None` when `body` is not one
+/// array (then no element is trusted).
+fn split_array(body: &[u8]) -> Option<Vec<&[u8]>> {
+    let ws = |b: &u8| b.is_ascii_whitespace();
+    let start = body.iter().position(|b| !ws(b))?;
+    if body[start] != b'[' {
+        return None;
+    }
+    let mut elements = Vec::new();
+    let (mut i, mut depth, mut in_string, mut from) = (start + 1, 0usize, false, start + 1);
+    while i < body.len() {
+        let c = body[i];
+        if in_string {
+            match c {
+                b'\\' => i += 1,
+                b'"' => in_string = false,
+                _ => {}
+            }
+        } else {
+            match c {
+                b'"' => in_string = true,
+                b'[' | b'{' => depth += 1,
+                b'}' if depth == 0 => return None,
+                b']' | b',' if depth == 0 => {
+                    let element = body[from..i].trim_ascii();
+                    let last = c == b']';
+                    if element.is_empty() {
+                        // `[]` is an empty batch; `[,` or `,]` is not JSON.
+                        if !(last && elements.is_empty()) {
+                            return None;
+                        }
+                    } else {
+                        elements.push(element);
+                    }
+                    if last {
+                        return body[i + 1..].iter().all(ws).then_some(elements);
+                    }
+                    from = i + 1;
+                }
+                b']' | b'}' => depth -= 1,
+                _ => {}
+            }
+        }
+        i += 1;
+    }
+    None
+}
+
 fn is_own_line(event: &Event, prefix: &str) -> bool {
     match &event.record {
         Record::ExtensionLog(LogRecord::Text(t)) => t.starts_with(prefix),
         _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Mutex;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpStream;
+
+    #[derive(Default)]
+    struct Keep(Mutex<Vec<Event>>);
+
+    impl Handler for Keep {
+        async fn telemetry(&self, events: Vec<Event>, _ctx: &Context) -> Result<(), Error> {
+            self.0.lock().map_err(|_| Error::transient("poisoned"))?.extend(events);
+            Ok(())
+        }
+    }
+
+    fn function_event(text: &[u8]) -> Vec<u8> {
+        let mut e = br#"{"time":"2026-01-01T00:00:00.000Z","type":"function","record":""#.to_vec();
+        e.extend_from_slice(text);
+        e.extend_from_slice(br#""}"#);
+        e
+    }
+
+    /// A listener serving `Keep` on 127.0.0.1, as `Extension::run` starts it.
+    async fn listen() -> (SocketAddr, Arc<Keep>, Context) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("address");
+        let (keep, ctx) =
+            (Arc::new(Keep::default()), Context::new("id".into(), "test".into(), Default::default(), false));
+        serve(listener, keep.clone(), ctx.clone());
+        (addr, keep, ctx)
+    }
+
+    /// POSTs `body` over a raw socket and returns the answer's status line.
+    async fn post(addr: SocketAddr, body: &[u8]) -> String {
+        let mut s = TcpStream::connect(addr).await.expect("connect");
+        let head =
+            format!("POST / HTTP/1.1\r\nhost: sandbox\r\ncontent-length: {}\r\nconnection: close\r\n\r\n", body.len());
+        s.write_all(head.as_bytes()).await.expect("write the head");
+        s.write_all(body).await.expect("write the body");
+        let mut answer = Vec::new();
+        s.read_to_end(&mut answer).await.expect("read the answer");
+        String::from_utf8_lossy(&answer).lines().next().unwrap_or_default().to_owned()
+    }
+
+    #[tokio::test]
+    async fn one_invalid_utf8_byte_costs_its_event_only() {
+        let (addr, keep, ctx) = listen().await;
+        let mut body = b"[".to_vec();
+        body.extend(function_event(b"before"));
+        body.extend(b", ");
+        body.extend(function_event(b"bad \xff byte, with [brackets] and \\\"quotes\\\""));
+        body.extend(b",\n");
+        body.extend(function_event(b"after"));
+        body.extend(b"]");
+        assert_eq!(post(addr, &body).await, "HTTP/1.1 200 OK");
+        let kept: Vec<String> = keep
+            .0
+            .lock()
+            .expect("events")
+            .iter()
+            .map(|e| serde_json::to_value(e).expect("json")["record"].to_string())
+            .collect();
+        assert_eq!(kept, ["\"before\"", "\"after\""]);
+        let s = ctx.stats();
+        assert_eq!((s.malformed, s.events, s.batches), (1, 2, 1));
+        // Not an array at all stays a 400, and counts once.
+        assert_eq!(post(addr, b"{\"a\": \"\xff\"}").await, "HTTP/1.1 400 Bad Request");
+        assert_eq!(ctx.stats().malformed, 2);
+    }
+
+    #[test]
+    fn split_array_finds_elements_without_decoding() {
+        let split = |b: &[u8]| split_array(b).map(|v| v.iter().map(|e| e.to_vec()).collect::<Vec<_>>());
+        assert_eq!(split(b" [ ] "), Some(vec![]));
+        assert_eq!(
+            split(b"[1, {\"a\":[1,\"]\"]}, \"x\\\"]\"]"),
+            Some(vec![b"1".to_vec(), b"{\"a\":[1,\"]\"]}".to_vec(), b"\"x\\\"]\"".to_vec()])
+        );
+        assert_eq!(split(b"[\"\xff\"]"), Some(vec![b"\"\xff\"".to_vec()]));
+        for bad in [&b"{}"[..], b"[1,]", b"[,1]", b"[1} ", b"[1] x", b"[1", b""] {
+            assert_eq!(split(bad), None, "{}", String::from_utf8_lossy(bad));
+        }
     }
 }
