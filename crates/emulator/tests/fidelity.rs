@@ -162,3 +162,31 @@ async fn posts_during_the_shutdown_phase_follow_the_subscribers_timeout() {
         assert!(late.is_empty(), "deliveries after the environment shut down at {}: {late:?}", done.epoch_ms);
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reset_reinitialises_with_one_init_start() {
+    let dir = TempDir::new();
+    let probe = Ext::probe(&dir, "probe-ext", &[("PROBE_TYPES", "platform"), ("PROBE_TIMEOUT_MS", "25")]);
+    let mut cfg = echo_config();
+    cfg.timeout = Duration::from_secs(1);
+    cfg.extensions = vec![probe.path()];
+    let env = start(cfg).await;
+    let timed_out = invoke(&env, r#"{"sleep_ms":5000}"#).await.result;
+    assert_eq!(timed_out.error_type.as_deref(), Some("Sandbox.Timedout"));
+    invoke_ok(&env, "{}").await;
+    let crashed = invoke(&env, r#"{"exit":3}"#).await.result;
+    assert_eq!(crashed.error_type.as_deref(), Some("Runtime.ExitError"));
+    invoke_ok(&env, "{}").await;
+    shutdown(&env).await;
+    let starts: Vec<(String, String)> = probe
+        .probe_output()
+        .of_type("platform.initStart")
+        .iter()
+        .map(|e| (e["time"].as_str().unwrap_or_default().to_owned(), e["record"]["phase"].to_string()))
+        .collect();
+    // The cold start, then one suppressed init (phase invoke) after each reset.
+    let phases: Vec<&str> = starts.iter().map(|(_, p)| p.as_str()).collect();
+    assert_eq!(phases, [r#""init""#, r#""invoke""#, r#""invoke""#], "{starts:?}");
+    let emitted = env.platform_events().iter().filter(|e| e.record.type_name() == "platform.initStart").count();
+    assert_eq!(emitted, 3);
+}

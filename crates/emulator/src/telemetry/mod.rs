@@ -371,7 +371,10 @@ impl HubTask {
         let flavor = Flavor::of(&subscription);
         let shared = match self.subs.iter_mut().find(|s| s.name == name) {
             Some(existing) => {
-                // Re-subscribed after a reset: keep what is pending, deliver to the new listener.
+                // Re-subscribed after a reset: keep what is pending, deliver to the new
+                // listener. Nothing is replayed: this subscriber kept receiving the
+                // stream through the reset, the new init's records included (a replay
+                // would deliver `platform.initStart` twice).
                 if let Ok(mut st) = existing.shared.state.lock() {
                     st.dest = dest;
                     st.buffer.set_limits(limits);
@@ -379,7 +382,7 @@ impl HubTask {
                 existing.shared.retry_now.notify_one();
                 existing.subscription = subscription;
                 existing.flavor = flavor;
-                existing.shared.clone()
+                return;
             }
             None => {
                 let shared = Arc::new(Shared {
