@@ -62,8 +62,10 @@ async fn max_bytes_bounds_batches_to_twice_max_bytes() {
     let mut cfg = echo_config();
     cfg.extensions = vec![probe.path()];
     let env = start(cfg).await;
-    // 20000 lines, about 3 MB of JSON: maxBytes (not maxItems) cuts the batches.
-    invoke_ok(&env, r#"{"log_bytes":2000000}"#).await;
+    // 20000 lines, about 3 MB of JSON: maxBytes (not maxItems) cuts the batches. The
+    // invocation stays up a while so that they are delivered while it runs (the 2 s
+    // shutdown phase is not meant to carry a 3 MB backlog through a slow subscriber).
+    invoke_ok(&env, r#"{"log_bytes":2000000,"sleep_ms":3000}"#).await;
     shutdown(&env).await;
     let sent = deliveries_to(&env, "probe-ext");
     let sizes: Vec<usize> = sent.iter().map(batch_bytes).collect();

@@ -258,7 +258,9 @@ async fn telemetry_records_have_lambda_schemas() {
         assert_eq!(r["status"], "success");
         let m = &r["metrics"];
         let duration = m["durationMs"].as_f64().expect("durationMs");
-        assert_eq!(m["billedDurationMs"].as_u64(), Some(duration.ceil() as u64), "{report}");
+        // A cold start bills its init too: the rounded-up sum.
+        let billed = duration + m["initDurationMs"].as_f64().unwrap_or(0.0);
+        assert_eq!(m["billedDurationMs"].as_u64(), Some(billed.ceil() as u64), "{report}");
         assert_eq!(m["memorySizeMB"], 128);
         assert!(m["maxMemoryUsedMB"].as_u64().is_some_and(|v| v > 0 && v <= 128), "{report}");
         assert_eq!(m.get("initDurationMs").is_some(), i == 0, "initDurationMs on the cold start only: {report}");

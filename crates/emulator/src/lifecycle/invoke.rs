@@ -170,7 +170,9 @@ impl Lifecycle {
                 error_type: e.error_type.clone(),
                 metrics: ReportMetrics {
                     duration_ms: e.duration_ms,
-                    billed_duration_ms: billed_ms(e.duration_ms),
+                    // A cold start bills its init too (custom runtimes always, managed
+                    // ones since 2025-08-01): the rounded-up sum of both durations.
+                    billed_duration_ms: billed_ms(e.duration_ms + e.init_duration_ms.unwrap_or(0.0)),
                     memory_size_mb: self.cfg.memory_mb,
                     // Measured by the driver as it writes the report (memory is I/O).
                     max_memory_used_mb: 0,

@@ -416,7 +416,8 @@ pub fn status_for(error_type: &str) -> Status {
     }
 }
 
-/// Billed duration: the duration rounded up to the next millisecond.
+/// Billed duration: the (invoke, plus a cold start's init) duration rounded up to the
+/// next millisecond.
 pub fn billed_ms(duration_ms: f64) -> u64 {
     duration_ms.max(0.0).ceil() as u64
 }

@@ -282,6 +282,28 @@ fn invoke_delivers_events_and_reports_after_the_last_extension_next() {
 }
 
 #[test]
+fn a_cold_start_bills_its_init_and_its_invoke_rounded_up_once() {
+    let mut h = H::new(&[]);
+    h.input(Input::Start);
+    h.now += Duration::from_micros(12_400);
+    h.api(ApiCall::RuntimeNext);
+    let report = |h: &mut H, rid: &str, micros: u64| {
+        h.invoke(rid);
+        h.now += Duration::from_micros(micros);
+        h.respond(rid, b"1");
+        match record(&h.api(ApiCall::RuntimeNext).1, ty::REPORT) {
+            Record::Report(r) => r.metrics,
+            _ => unreachable!(),
+        }
+    };
+    let cold = report(&mut h, "r1", 5_300);
+    assert_eq!((cold.duration_ms, cold.init_duration_ms), (5.3, Some(12.4)));
+    assert_eq!(cold.billed_duration_ms, 18, "ceil(5.3 + 12.4), not ceil(5.3) nor ceil(5.3) + ceil(12.4)");
+    let warm = report(&mut h, "r2", 2_100);
+    assert_eq!((warm.init_duration_ms, warm.billed_duration_ms), (None, 3));
+}
+
+#[test]
 fn register_error_matrix() {
     let mut h = H::new(&["ext"]);
     h.input(Input::Start);
