@@ -19,6 +19,7 @@ use std::collections::HashMap;
 use std::os::unix::process::ExitStatusExt;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+use tandem_wire::error::types as et;
 use tandem_wire::Record;
 use tokio::sync::{mpsc, oneshot, Notify};
 
@@ -273,9 +274,15 @@ impl Driver {
             Action::Emit(mut event) => {
                 if let Record::Report(r) = &mut event.record {
                     // Measured now, once per invocation: the periodic sampler may not
-                    // have run during a short one.
-                    self.memory.sample_now();
-                    r.metrics.max_memory_used_mb = self.memory.peak_mb();
+                    // have run during a short one. Lambda never reports more than the
+                    // memory size, and exactly the size when the limit killed it.
+                    let size = r.metrics.memory_size_mb;
+                    r.metrics.max_memory_used_mb = if r.error_type.as_deref() == Some(et::RUNTIME_OUT_OF_MEMORY) {
+                        size
+                    } else {
+                        self.memory.sample_now();
+                        self.memory.peak_mb().min(size)
+                    };
                 }
                 if !matches!(event.record, Record::Start(_) | Record::InitStart(_)) {
                     // What the processes wrote before this record goes before it.
@@ -307,6 +314,13 @@ impl Driver {
                 }
             }
             Action::StopTelemetry => self.hub.send(Msg::StopDelivery),
+            Action::ConsoleLine(line) => {
+                // After what the processes wrote before the crash, like the records.
+                for p in self.procs.values() {
+                    p.capture.sync().await;
+                }
+                self.hub.send(Msg::ConsoleLine(line));
+            }
             Action::ResetMemoryPeak => {
                 self.memory.reset_peak();
                 self.procs.clear();

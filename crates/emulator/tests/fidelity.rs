@@ -190,3 +190,102 @@ async fn a_reset_reinitialises_with_one_init_start() {
     let emitted = env.platform_events().iter().filter(|e| e.record.type_name() == "platform.initStart").count();
     assert_eq!(emitted, 3);
 }
+
+/// The index of the first console line for which `pred` holds.
+fn line_index(lines: &[String], what: &str, pred: impl Fn(&str) -> bool) -> usize {
+    lines.iter().position(|l| pred(l)).unwrap_or_else(|| panic!("no console line {what} in {lines:#?}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn crash_lines_out_of_memory_and_init_start_read_as_lambdas() {
+    let dir = TempDir::new();
+    let probe = Ext::probe(&dir, "probe-ext", &[("PROBE_TYPES", "platform"), ("PROBE_TIMEOUT_MS", "25")]);
+    let old = Ext::probe(
+        &dir,
+        "old-schema",
+        &[("PROBE_TYPES", "platform"), ("PROBE_TIMEOUT_MS", "25"), ("PROBE_SCHEMA", "2022-07-01")],
+    );
+    let mut cfg = echo_config();
+    cfg.memory_mb = 128;
+    cfg.extensions = vec![probe.path(), old.path()];
+    let env = start(cfg).await;
+    let crashed = invoke(&env, r#"{"exit":3}"#).await.result;
+    assert_eq!(crashed.error_type.as_deref(), Some("Runtime.ExitError"));
+    let oom = invoke(&env, r#"{"alloc_mb":200,"sleep_ms":500}"#).await.result;
+    assert_eq!(oom.error_type.as_deref(), Some("Runtime.OutOfMemory"));
+    shutdown(&env).await;
+    let lines = env.console_lines();
+    let rid = &crashed.request_id;
+    let crash = line_index(&lines, "of the crash", |l| {
+        l == format!("RequestId: {rid} Error: Runtime exited with error: exit status 3")
+    });
+    assert_eq!(lines[crash + 1], "Runtime.ExitError", "{lines:#?}");
+    let report = line_index(&lines, "REPORT of the out-of-memory invoke", |l| {
+        l.starts_with(&format!("REPORT RequestId: {}", oom.request_id))
+    });
+    assert!(lines[report].contains("\tMax Memory Used: 128 MB\t"), "{}", lines[report]);
+    let reported = env.platform_events().into_iter().find_map(|e| match e.record {
+        tandem_wire::Record::Report(r) if r.request_id == oom.request_id => Some(r.metrics.max_memory_used_mb),
+        _ => None,
+    });
+    assert_eq!(reported, Some(128), "Lambda reports the memory size when the limit killed the function");
+    // INIT_START names the runtime version, as Lambda's does.
+    let init = line_index(&lines, "INIT_START", |l| l.starts_with("INIT_START "));
+    assert!(
+        lines[init].starts_with("INIT_START Runtime Version: ")
+            && lines[init].contains("\tRuntime Version ARN: arn:aws:lambda:"),
+        "{}",
+        lines[init]
+    );
+    // platform.initStart identifies the environment from schema 2022-12-13 on.
+    let ids: Vec<Value> =
+        probe.probe_output().of_type("platform.initStart").iter().map(|e| e["record"]["instanceId"].clone()).collect();
+    assert!(ids.len() >= 2 && ids.iter().all(|i| i.as_str().is_some_and(|s| s.len() == 36)), "{ids:?}");
+    assert!(ids.windows(2).all(|w| w[0] == w[1]), "one environment, one instance id across resets: {ids:?}");
+    let first = &probe.probe_output().of_type("platform.initStart")[0];
+    assert_eq!(first["record"]["instanceMaxMemory"], 128);
+    for e in old.probe_output().of_type("platform.initStart") {
+        assert!(e["record"].get("instanceId").is_none(), "schema 2022-07-01 has no instanceId: {e}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_init_error_document_reaches_the_caller_unchanged() {
+    let dir = TempDir::new();
+    // What awslambdaric posts when the handler's module cannot be imported.
+    const DOCUMENT: &str = r#"{"errorMessage": "Unable to import module 'app': No module named 'app'", "errorType": "Runtime.ImportModuleError", "requestId": "", "stackTrace": []}"#;
+    let body = format!(
+        "status, _, _ = post('/2018-06-01/runtime/init/error', {DOCUMENT:?}.encode(), b'Lambda-Runtime-Function-Error-Type: Runtime.ImportModuleError\\r\\n')\nsys.exit(1)\n"
+    );
+    let env = start(config(python_runtime(&dir, "import_error.py", &body))).await;
+    assert_eq!(env.init_outcome().map(|(_, e)| e), Some(Some("Runtime.ImportModuleError".to_owned())));
+    let out = invoke(&env, "{}").await.result;
+    shutdown(&env).await;
+    assert_eq!(out.error_type.as_deref(), Some("Runtime.ImportModuleError"));
+    assert_eq!(String::from_utf8_lossy(&out.payload), DOCUMENT, "the runtime's own document, byte for byte");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn json_log_format_writes_the_platform_lines_as_json() {
+    let mut cfg = echo_config();
+    cfg.env.push(("AWS_LAMBDA_LOG_FORMAT".into(), "JSON".into()));
+    let env = start(cfg).await;
+    let out = invoke_ok(&env, "{}").await;
+    shutdown(&env).await;
+    let lines = env.console_lines();
+    assert!(
+        !lines.iter().any(|l| l.starts_with("START ") || l.starts_with("END ") || l.starts_with("REPORT ")),
+        "{lines:#?}"
+    );
+    let platform: Vec<Value> = lines
+        .iter()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|v| v["type"].as_str().is_some_and(|t| t.starts_with("platform.")))
+        .collect();
+    let kinds: Vec<&str> = platform.iter().filter_map(|v| v["type"].as_str()).collect();
+    assert_eq!(kinds, ["platform.initStart", "platform.start", "platform.report"], "{lines:#?}");
+    for v in &platform[1..] {
+        assert_eq!(v["record"]["requestId"], out.request_id.as_str());
+    }
+    assert!(platform[2]["record"]["metrics"]["billedDurationMs"].as_u64().is_some());
+}

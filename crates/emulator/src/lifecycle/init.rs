@@ -4,9 +4,10 @@
 
 use super::{
     error_payload, Action, After, Ctx, Ending, Failure, Init, InvokeResult, Launched, Lifecycle, Observation,
-    PhaseState, ProcKind, Queued, Runtime, TimerId,
+    PhaseState, ProcKind, Queued, Runtime, TimerId, RUNTIME_VERSION, RUNTIME_VERSION_ID,
 };
 use crate::clock::ms_between;
+use bytes::Bytes;
 use std::time::Instant;
 use tandem_wire::error::types as et;
 use tandem_wire::telemetry::{
@@ -45,10 +46,10 @@ impl Lifecycle {
                 phase: phase.clone(),
                 function_name: Some(self.cfg.function_name.clone()),
                 function_version: Some(self.cfg.function_version.clone()),
-                instance_id: None,
+                instance_id: Some(self.instance_id.clone()),
                 instance_max_memory: Some(self.cfg.memory_mb),
-                runtime_version: None,
-                runtime_version_arn: None,
+                runtime_version: Some(RUNTIME_VERSION.into()),
+                runtime_version_arn: Some(format!("arn:aws:lambda:{}::runtime:{RUNTIME_VERSION_ID}", self.cfg.region)),
                 tracing: None,
             }),
         );
@@ -66,9 +67,14 @@ impl Lifecycle {
     }
 
     pub(super) fn init_failed(&mut self, status: Status, error_type: &str, message: String) {
+        self.init_failed_with(status, error_type, message, None);
+    }
+
+    /// An init failure with the runtime's own error document (`init/error`).
+    pub(super) fn init_failed_with(&mut self, status: Status, error_type: &str, message: String, body: Option<Bytes>) {
         if let Some(init) = self.init.as_mut() {
             if init.failure.is_none() {
-                init.failure = Some(Failure { status, error_type: error_type.to_owned(), message });
+                init.failure = Some(Failure { status, error_type: error_type.to_owned(), message, body });
             }
         }
     }
@@ -165,7 +171,9 @@ impl Lifecycle {
             // The invocation that waited for this init fails with the init's error.
             let tracing = q.tracing.clone();
             self.emit_start(ctx, &q);
-            let payload = error_payload(&f.error_type, &format!("RequestId: {} Error: {}", q.request_id, f.message));
+            let payload = f.body.clone().unwrap_or_else(|| {
+                error_payload(&f.error_type, &format!("RequestId: {} Error: {}", q.request_id, f.message))
+            });
             let duration_ms = ms_between(init.start, ctx.now);
             self.out.push(Action::InvokeResult {
                 token: q.token,

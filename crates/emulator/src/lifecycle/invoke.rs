@@ -246,6 +246,11 @@ impl Lifecycle {
         };
         self.answer_caller(payload, true);
         self.emit_runtime_done(ctx);
+        if status != Status::Timeout {
+            // Lambda's two log lines for a crash: the message, then the error type.
+            self.out.push(Action::ConsoleLine(format!("RequestId: {request_id} Error: {message}")));
+            self.out.push(Action::ConsoleLine(error_type.to_owned()));
+        }
         let Some(inv) = self.invoke.take() else {
             return;
         };

@@ -378,6 +378,9 @@ pub enum Action {
     },
     /// The shutdown deadline passed: deliver no more telemetry (Lambda stops there).
     StopTelemetry,
+    /// A line Lambda writes to the function's log that no record carries (the message
+    /// of a runtime crash).
+    ConsoleLine(String),
     /// Reset the memory peak (a new environment instance begins).
     ResetMemoryPeak,
     Observe(Observation),

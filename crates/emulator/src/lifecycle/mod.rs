@@ -56,6 +56,11 @@ const RUNTIME_TERM_GRACE: Duration = Duration::from_millis(300);
 const RUNTIME_TERM_GRACE_INTERNAL: Duration = Duration::from_millis(500);
 /// How long to wait for SIGKILLed processes to be reaped before giving up on them.
 const KILL_REAP_GRACE: Duration = Duration::from_secs(2);
+/// The runtime version `platform.initStart` and `INIT_START` name: the emulator's own
+/// `provided.al2023` (what `AWS_EXECUTION_ENV` says), not one of Lambda's releases.
+const RUNTIME_VERSION: &str = "provided:al2023.v1";
+/// The id part of [`RUNTIME_VERSION`]'s ARN (Lambda's are 64 hex digits).
+const RUNTIME_VERSION_ID: &str = "7a6e9e6d2b1f4c3e8a5d0b9c1e2f3a4b5c6d7e8f9a0b1c2d3e4f5a6b7c8d9e0f";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PhaseState {
@@ -96,6 +101,9 @@ struct Failure {
     status: Status,
     error_type: String,
     message: String,
+    /// The runtime's own error document (`init/error` body), passed through unchanged
+    /// to the invocation that waited for this init, as Lambda does.
+    body: Option<Bytes>,
 }
 
 #[derive(Debug)]
@@ -194,6 +202,8 @@ pub struct Lifecycle {
     frozen: bool,
     shutdown_requested: bool,
     ids: Ids,
+    /// `instanceId` of `platform.initStart`: this execution environment.
+    instance_id: String,
     out: Vec<Action>,
 }
 
@@ -201,6 +211,8 @@ impl Lifecycle {
     /// A lifecycle that has not started. `id_seed` (random bits the driver draws) is
     /// what every identifier it mints is derived from.
     pub fn new(cfg: LifecycleConfig, clock: Clock, id_seed: u64) -> Self {
+        let mut ids = Ids::new(id_seed);
+        let instance_id = ids.uuid();
         Self {
             cfg,
             clock,
@@ -217,7 +229,8 @@ impl Lifecycle {
             cold_init_ms: None,
             frozen: false,
             shutdown_requested: false,
-            ids: Ids::new(id_seed),
+            ids,
+            instance_id,
             out: Vec::new(),
         }
     }

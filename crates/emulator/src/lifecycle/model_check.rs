@@ -240,7 +240,11 @@ impl World {
                     }
                 }
                 Action::ShutdownComplete => self.checks.shutdown_complete = true,
-                Action::Subscribe { .. } | Action::ResetMemoryPeak | Action::StopTelemetry | Action::Observe(_) => {}
+                Action::Subscribe { .. }
+                | Action::ResetMemoryPeak
+                | Action::StopTelemetry
+                | Action::ConsoleLine(_)
+                | Action::Observe(_) => {}
             }
         }
         Ok(())

@@ -64,9 +64,7 @@ impl Lifecycle {
             }
         };
         let error_type = if exit.oom { et::RUNTIME_OUT_OF_MEMORY } else { what };
-        let message = if exit.oom {
-            format!("Runtime exited with error: {exit} (out of memory: limit {} MB)", self.cfg.memory_mb)
-        } else if proc.kind == ProcKind::Runtime {
+        let message = if proc.kind == ProcKind::Runtime || exit.oom {
             format!("Runtime exited with error: {exit}")
         } else {
             format!("Extension {} exited: {exit}", self.process_name(proc.kind))

@@ -90,9 +90,10 @@ impl Lifecycle {
                 }
                 self.reply(token, Reply::accepted());
                 let (error_type, parsed) = runtime_error(error_type, &body);
+                let document = parsed.is_some().then(|| body.clone());
                 let message =
                     parsed.and_then(|p| p.error_message).unwrap_or_else(|| String::from_utf8_lossy(&body).into_owned());
-                self.init_failed(status_for(&error_type), &error_type, message);
+                self.init_failed_with(status_for(&error_type), &error_type, message, document);
             }
             ApiCall::ExtRegister { name, body, accept_account_id } => {
                 self.on_register(ctx, token, name, body, accept_account_id)

@@ -1,17 +1,37 @@
-//! telemetry::console: the CloudWatch-style lines (START, END, REPORT, INIT_REPORT,
-//! timeouts) that the emulator prints next to the function's own output. Pure
-//! formatting; where the lines go is the hub's business.
+//! telemetry::console: the lines Lambda writes to the function's log for platform
+//! events (INIT_START, INIT_REPORT, START, END, REPORT, timeouts), in text, or as one
+//! JSON object per event when the function logs in JSON (`AWS_LAMBDA_LOG_FORMAT=JSON`).
+//! Pure formatting; where the lines go is the hub's business.
 
 use std::fmt::Write;
-use tandem_wire::error::types as et;
 use tandem_wire::telemetry::{Phase, Record, Status};
 use tandem_wire::Event;
 
-/// The console lines Lambda writes for a platform event, in order.
-pub fn platform_lines(event: &Event, timeout_secs: f64) -> Vec<String> {
+/// The log lines Lambda writes for a platform event, in order (none for most events).
+/// With `json`, the event itself as one JSON object instead of its text lines.
+pub fn platform_lines(event: &Event, timeout_secs: f64, json: bool) -> Vec<String> {
+    let lines = text_lines(event, timeout_secs);
+    if json && !lines.is_empty() {
+        return serde_json::to_string(event).map(|l| vec![l]).unwrap_or(lines);
+    }
+    lines
+}
+
+fn text_lines(event: &Event, timeout_secs: f64) -> Vec<String> {
     let mut out = Vec::new();
     match &event.record {
-        Record::InitStart(s) => out.push(format!("INIT_START Phase: {}", s.phase)),
+        Record::InitStart(s) => {
+            let mut line = String::from("INIT_START");
+            match (&s.runtime_version, &s.runtime_version_arn) {
+                (Some(v), Some(arn)) => {
+                    let _ = write!(line, " Runtime Version: {v}\tRuntime Version ARN: {arn}");
+                }
+                _ => {
+                    let _ = write!(line, " Phase: {}", s.phase);
+                }
+            }
+            out.push(line);
+        }
         Record::InitReport(r) if r.status != Status::Success || r.phase == Some(Phase::Invoke) => {
             let mut line = String::from("INIT_REPORT");
             if let Some(m) = r.metrics {
@@ -33,15 +53,6 @@ pub fn platform_lines(event: &Event, timeout_secs: f64) -> Vec<String> {
         )),
         Record::RuntimeDone(r) if r.status == Status::Timeout => {
             out.push(format!("{} {} Task timed out after {timeout_secs:.2} seconds", event.time, r.request_id))
-        }
-        Record::RuntimeDone(r) => {
-            if let Some(e) = r
-                .error_type
-                .as_deref()
-                .filter(|e| e.starts_with(et::RUNTIME_PREFIX) || e.starts_with(et::EXTENSION_PREFIX))
-            {
-                out.push(format!("RequestId: {} Error: {e}", r.request_id));
-            }
         }
         Record::Report(r) => {
             out.push(format!("END RequestId: {}", r.request_id));
@@ -92,11 +103,43 @@ mod tests {
                 tracing: None,
             }),
         );
-        let lines = platform_lines(&e, 3.0);
+        let lines = platform_lines(&e, 3.0, false);
         assert_eq!(lines[0], "END RequestId: r1");
         assert_eq!(
             lines[1],
             "REPORT RequestId: r1\tDuration: 3000.46 ms\tBilled Duration: 3001 ms\tMemory Size: 128 MB\tMax Memory Used: 31 MB\tInit Duration: 12.30 ms\tStatus: timeout\tError Type: Sandbox.Timedout"
         );
+        // In JSON mode the report is one object (END has no JSON form).
+        let json = platform_lines(&e, 3.0, true);
+        let [line] = &json[..] else { panic!("{json:?}") };
+        let v: serde_json::Value = serde_json::from_str(line).unwrap();
+        assert_eq!(
+            (v["type"].as_str(), v["record"]["metrics"]["billedDurationMs"].as_u64()),
+            (Some("platform.report"), Some(3001))
+        );
+        assert_eq!(v["time"], "2024-01-01T00:00:00.000Z");
+    }
+
+    #[test]
+    fn init_start_names_the_runtime_version() {
+        let e = Event::new(
+            "t".into(),
+            Record::InitStart(tandem_wire::telemetry::InitStart {
+                initialization_type: tandem_wire::telemetry::InitializationType::OnDemand,
+                phase: Phase::Init,
+                function_name: None,
+                function_version: None,
+                instance_id: None,
+                instance_max_memory: None,
+                runtime_version: Some("provided:al2023.v1".into()),
+                runtime_version_arn: Some("arn:aws:lambda:us-east-1::runtime:ab".into()),
+                tracing: None,
+            }),
+        );
+        assert_eq!(
+            platform_lines(&e, 3.0, false),
+            ["INIT_START Runtime Version: provided:al2023.v1\tRuntime Version ARN: arn:aws:lambda:us-east-1::runtime:ab"]
+        );
+        assert!(platform_lines(&Event::new("t".into(), Record::Fault("x".into())), 3.0, true).is_empty());
     }
 }

@@ -68,6 +68,8 @@ pub enum Msg {
     },
     /// A line of the emulator's own (printed, never delivered as telemetry).
     Note(String),
+    /// A line Lambda writes to the function's log (console and log tail, not telemetry).
+    ConsoleLine(String),
     /// Answered once every message sent before it has been handled.
     Barrier(oneshot::Sender<()>),
     /// An event given as raw JSON (what a future Lambda might send), delivered as is
@@ -248,6 +250,7 @@ impl HubTask {
                     let _ = out.flush();
                     let _ = ack.send(());
                 }
+                Msg::ConsoleLine(line) => self.print(&mut out, &line),
                 Msg::Note(line) => {
                     let _ = writeln!(out, "{line}");
                     if let Ok(mut c) = self.console.lock() {
@@ -298,7 +301,7 @@ impl HubTask {
             self.tail.request_id = Some(s.request_id.clone());
             self.tail.text.clear();
         }
-        for line in console::platform_lines(&event, self.cfg.timeout.as_secs_f64()) {
+        for line in console::platform_lines(&event, self.cfg.timeout.as_secs_f64(), self.cfg.json_logs) {
             self.print(out, &line);
         }
         if let Record::Report(r) = &event.record {

@@ -11,7 +11,7 @@ use serde::Serialize;
 use serde_json::value::RawValue;
 use tandem_wire::error::types as et;
 use tandem_wire::subscription::{Api, Subscription};
-use tandem_wire::telemetry::{types, End, Record, Report};
+use tandem_wire::telemetry::{types, End, InitStart, Record, Report};
 use tandem_wire::Event;
 
 /// Which rendering a subscriber gets.
@@ -58,8 +58,13 @@ pub fn render_line(flavor: Flavor, time: &str, source: Source, text: &str, json_
 pub fn render_platform(flavor: Flavor, event: &Event, out: &mut Vec<Bytes>) {
     let push = |out: &mut Vec<Bytes>, b: Option<Bytes>| out.extend(b);
     match flavor {
-        Flavor::Telemetry { .. } => match &event.record {
+        Flavor::Telemetry { structured } => match &event.record {
             Record::LogsSubscription(_) | Record::End(_) | Record::Fault(_) => {}
+            // `instanceId` and `instanceMaxMemory` came with schema 2022-12-13.
+            Record::InitStart(s) if !structured && (s.instance_id.is_some() || s.instance_max_memory.is_some()) => {
+                let record = InitStart { instance_id: None, instance_max_memory: None, ..s.clone() };
+                push(out, to_bytes(&Event::new(event.time.clone(), Record::InitStart(record))))
+            }
             _ => push(out, to_bytes(event)),
         },
         Flavor::Logs { runtime_done } => {
@@ -134,6 +139,34 @@ mod tests {
         let v = parse(&render_line(s, "t", Source::Function, "{not json", true).unwrap());
         assert_eq!((v["type"].as_str(), v["record"].as_str()), (Some("function"), Some("{not json")));
         assert_eq!(parse(&render_line(s, "t", Source::Extension, "x", true).unwrap())["type"], "extension");
+    }
+
+    #[test]
+    fn init_start_carries_the_instance_from_schema_2022_12_13_on() {
+        let e = Event::new(
+            "t".into(),
+            Record::InitStart(InitStart {
+                initialization_type: tandem_wire::telemetry::InitializationType::OnDemand,
+                phase: tandem_wire::telemetry::Phase::Init,
+                function_name: Some("f".into()),
+                function_version: None,
+                instance_id: Some("i-1".into()),
+                instance_max_memory: Some(128),
+                runtime_version: None,
+                runtime_version_arn: None,
+                tracing: None,
+            }),
+        );
+        let mut out = Vec::new();
+        render_platform(Flavor::Telemetry { structured: true }, &e, &mut out);
+        render_platform(Flavor::Telemetry { structured: false }, &e, &mut out);
+        let (new, old) = (parse(&out[0]), parse(&out[1]));
+        assert_eq!(
+            (new["record"]["instanceId"].as_str(), new["record"]["instanceMaxMemory"].as_u64()),
+            (Some("i-1"), Some(128))
+        );
+        assert!(old["record"].get("instanceId").is_none() && old["record"].get("instanceMaxMemory").is_none(), "{old}");
+        assert_eq!(old["record"]["functionName"], "f");
     }
 
     #[test]
