@@ -289,3 +289,39 @@ async fn json_log_format_writes_the_platform_lines_as_json() {
     }
     assert!(platform[2]["record"]["metrics"]["billedDurationMs"].as_u64().is_some());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_subscriber_may_name_the_host_sandbox() {
+    let dir = TempDir::new();
+    let probe = Ext::probe(&dir, "probe-ext", &[("PROBE_HOST", "sandbox"), ("PROBE_TIMEOUT_MS", "25")]);
+    let mut cfg = echo_config();
+    cfg.extensions = vec![probe.path()];
+    let env = start(cfg).await;
+    let out = invoke_ok(&env, r#"{"log":["to sandbox"]}"#).await;
+    shutdown(&env).await;
+    let p = probe.probe_output();
+    assert_eq!(p.subscribe_statuses(), [200]);
+    assert!(p.events().iter().any(|e| e["record"] == "to sandbox"), "{:?}", p.events());
+    assert_eq!(
+        p.of_type("platform.report").iter().filter(|e| e["record"]["requestId"] == out.request_id.as_str()).count(),
+        1
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn subscriptions_to_other_hosts_or_with_control_characters_are_validation_errors() {
+    let init = OpenInit::new().await;
+    let id = init.register("subscriber", "[]").await;
+    for uri in
+        ["http://localhost:4243", "http://sandbox:4243/a\r\nX-Injected: 1", "http://sandbox.localdomain:4243/\u{7f}"]
+    {
+        let body = serde_json::json!({
+            "schemaVersion": "2022-12-13",
+            "types": ["platform"],
+            "destination": {"protocol": "HTTP", "URI": uri},
+        });
+        let a = request(init.api, "PUT", TELEMETRY, &[("Lambda-Extension-Identifier", &id)], body.to_string()).await;
+        a.assert_error(400, "ValidationError");
+    }
+    init.finish().await;
+}
