@@ -3,6 +3,7 @@
 
 mod bench;
 mod demo;
+mod fuzz;
 mod deploy;
 mod layer;
 mod new_extension;
@@ -31,6 +32,9 @@ commands:
                          `cargo lambda new NAME --extension --template templates/extension` does)
   template-check         generate both flavours of templates/extension with cargo-lambda and with
                          new-extension (the same files), build each layer and run its test
+  fuzz [--time S] [--target NAME]
+                         run the cargo-fuzz targets of fuzz/ (nightly), S seconds each (default 60),
+                         from the checked-in seed corpus; a crash fails and leaves its input in fuzz/artifacts/
   check-deploy           validate deploy/ (cfn-lint on the SAM template; terraform fmt, and
                          terraform validate when its providers can be installed)
   help                   this text";
@@ -45,6 +49,7 @@ fn main() -> ExitCode {
         Some("layer") => layer::run(&rest),
         Some("demo") => demo::run(&rest),
         Some("bench") => bench::run(&rest),
+        Some("fuzz") => fuzz::run(&rest),
         Some("check-deploy") => deploy::run(&rest),
         Some("new-extension") => new_extension::run(&rest),
         Some("template-check") => template_check::run(&rest),
