@@ -45,6 +45,16 @@ pub struct EnvArgs {
     /// An external extension executable (repeatable).
     #[arg(long = "extension", value_name = "PATH")]
     pub extensions: Vec<PathBuf>,
+    /// A layer (directory or layer .zip; repeatable), merged in order onto /opt as
+    /// Lambda merges layers; its extensions/* are started.
+    #[arg(long = "layer", value_name = "PATH")]
+    pub layers: Vec<PathBuf>,
+    /// The function's code (directory or .zip), on /var/task (LAMBDA_TASK_ROOT, the runtime's directory).
+    #[arg(long, value_name = "PATH")]
+    pub code: Option<PathBuf>,
+    /// A private /tmp of this size; the default with --layer or --code is 512 (else the host's /tmp).
+    #[arg(long, value_name = "MB", value_parser = clap::value_parser!(u64).range(512..=10240))]
+    pub ephemeral_storage_mb: Option<u64>,
     /// A function environment variable (repeatable); extensions see it too.
     #[arg(long = "env", value_name = "K=V", value_parser = parse_kv)]
     pub env: Vec<(String, String)>,
@@ -132,6 +142,10 @@ impl EnvArgs {
                 extensions_in(dir).map_err(|e| format!("cannot read --extensions-dir {}: {e}", dir.display()))?;
         }
         cfg.extensions.extend(self.extensions.iter().cloned());
+        cfg.layers = self.layers.clone();
+        cfg.code = self.code.clone();
+        let packaged = !cfg.layers.is_empty() || cfg.code.is_some();
+        cfg.ephemeral_storage_mb = self.ephemeral_storage_mb.or(packaged.then_some(512));
         if cfg.extensions.len() > crate::lifecycle::MAX_EXTENSIONS {
             return Err(format!(
                 "at most {} extensions can run, {} were given",
@@ -153,8 +167,9 @@ pub async fn main() -> ExitCode {
 }
 
 fn describe(env: &Environment) -> String {
+    let sandbox = env.config().sandbox().map(|s| format!(", in {}", s.describe())).unwrap_or_default();
     format!(
-        "tandem-emulator: Runtime API on {}, memory {} MB measured by {}, freeze by {}",
+        "tandem-emulator: Runtime API on {}, memory {} MB measured by {}, freeze by {}{sandbox}",
         env.runtime_api(),
         env.config().memory_mb,
         env.memory_method(),

@@ -1,10 +1,12 @@
 //! config: what an environment is made of (function settings, the runtime command,
-//! the extensions, the environment variables) and the process environments Lambda
-//! gives the runtime and the extensions.
+//! the extensions, layers and code, the environment variables) and the process
+//! environments Lambda gives the runtime and the extensions.
 
+use crate::sandbox::Sandbox;
 use crate::telemetry::ConsoleOutput;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Variables passed through from the caller's environment: what finding programs and
@@ -53,10 +55,20 @@ pub struct Config {
     pub init_timeout: Duration,
     /// The runtime's argv (program first).
     pub runtime: Vec<String>,
-    /// `LAMBDA_TASK_ROOT` and the runtime's working directory; the runtime's directory when unset.
+    /// `LAMBDA_TASK_ROOT` and the runtime's working directory; `/var/task` with
+    /// [`Config::code`], else the runtime's directory when unset.
     pub task_root: Option<PathBuf>,
-    /// External extension executables, started in this order at each init.
+    /// External extension executables, started in this order at each init (after the
+    /// layers' `/opt/extensions/*`).
     pub extensions: Vec<PathBuf>,
+    /// Layers (directories or layer `.zip` files) merged in this order onto `/opt`, as
+    /// Lambda merges them: a later layer's file replaces an earlier one's.
+    pub layers: Vec<PathBuf>,
+    /// The function's code (a directory or a `.zip`), on `/var/task`.
+    pub code: Option<PathBuf>,
+    /// A private `/tmp` of this many MB (Lambda's ephemeral storage, 512 by default
+    /// there); `None` keeps the host's `/tmp` (host peers exchange files through it).
+    pub ephemeral_storage_mb: Option<u64>,
     /// The function's own variables (`--env K=V`); extensions see them too.
     pub env: Vec<(String, String)>,
     /// Values for [`INHERITED`] (normally the caller's).
@@ -77,6 +89,8 @@ pub struct Config {
     pub record_bodies: bool,
     /// Kill the environment past `memory_mb` (else only measure).
     pub enforce_memory: bool,
+    /// The sandbox made at start, which every process joins.
+    pub(crate) sandbox: Option<Arc<Sandbox>>,
 }
 
 impl Config {
@@ -94,6 +108,9 @@ impl Config {
             runtime,
             task_root: None,
             extensions: Vec::new(),
+            layers: Vec::new(),
+            code: None,
+            ephemeral_storage_mb: None,
             env: Vec::new(),
             inherited: INHERITED.iter().filter_map(|k| std::env::var(k).ok().map(|v| (k.to_string(), v))).collect(),
             freeze: true,
@@ -104,6 +121,7 @@ impl Config {
             telemetry_buffer_bytes: 8 * 1024 * 1024,
             record_bodies: true,
             enforce_memory: true,
+            sandbox: None,
         }
     }
 
@@ -142,9 +160,9 @@ impl Config {
                 *e = cwd.join(&*e);
             }
         }
-        if let Some(t) = &mut self.task_root {
-            if t.is_relative() {
-                *t = cwd.join(&*t);
+        for p in self.task_root.iter_mut().chain(self.code.iter_mut()).chain(self.layers.iter_mut()) {
+            if p.is_relative() {
+                *p = cwd.join(&*p);
             }
         }
         for (k, v) in &mut self.env {
@@ -159,10 +177,13 @@ impl Config {
         self.env.iter().rev().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
     }
 
-    /// `LAMBDA_TASK_ROOT`: the one given, else the runtime's directory.
+    /// `LAMBDA_TASK_ROOT`: the one given, else `/var/task` with code, else the runtime's directory.
     pub fn task_root(&self) -> PathBuf {
         if let Some(t) = &self.task_root {
             return t.clone();
+        }
+        if self.code.is_some() {
+            return PathBuf::from(crate::sandbox::TASK);
         }
         self.runtime
             .first()
@@ -200,12 +221,42 @@ impl Config {
             ("AWS_LAMBDA_RUNTIME_API", runtime_api.to_owned()),
             ("AWS_XRAY_CONTEXT_MISSING", "LOG_ERROR".into()),
             ("LAMBDA_TASK_ROOT", root.clone()),
-            ("LAMBDA_RUNTIME_DIR", root),
+            ("LAMBDA_RUNTIME_DIR", root.clone()),
             ("TZ", ":UTC".into()),
         ];
         env.extend(lambda.into_iter().map(|(k, v)| (k.to_owned(), v)));
+        if !self.layers.is_empty() || self.code.is_some() {
+            env.extend(self.packaged_env(&root));
+        }
         env.extend(self.env.iter().cloned());
         dedup_last_wins(env)
+    }
+
+    /// The search paths Lambda sets on Amazon Linux when the function runs from layers
+    /// and code (`configuration-envvars`): `/opt/bin` on `PATH`, `/opt/lib` and the task
+    /// root on `LD_LIBRARY_PATH`, the layers' Node.js and Python directories. The host's
+    /// entries follow Lambda's, so that a runtime given as a host command still finds
+    /// what it needs.
+    fn packaged_env(&self, root: &str) -> Vec<(String, String)> {
+        let host = |k: &str| self.inherited.iter().rev().find(|(ik, _)| ik == k).map(|(_, v)| v.as_str());
+        let join = |lambda: String, k: &str| match host(k).filter(|v| !v.is_empty()) {
+            Some(h) => format!("{lambda}:{h}"),
+            None => lambda,
+        };
+        vec![
+            ("PATH".into(), join("/usr/local/bin:/usr/bin/:/bin:/opt/bin".into(), "PATH")),
+            (
+                "LD_LIBRARY_PATH".into(),
+                join(format!("/lib64:/usr/lib64:{root}:{root}/lib:/opt/lib"), "LD_LIBRARY_PATH"),
+            ),
+            ("NODE_PATH".into(), "/opt/nodejs/node_modules:/var/runtime/node_modules:/var/runtime:/var/task".into()),
+            ("PYTHONPATH".into(), "/opt/python".into()),
+        ]
+    }
+
+    /// The sandbox's entry for spawning (set once the environment started).
+    pub(crate) fn sandbox(&self) -> Option<&Sandbox> {
+        self.sandbox.as_deref()
     }
 
     /// The extensions' environment: the function's without the runtime-only keys.

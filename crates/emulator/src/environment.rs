@@ -68,6 +68,14 @@ impl Environment {
         if cfg.runtime.is_empty() {
             return Err(Error::Config("no runtime command".into()));
         }
+        // Unpacking layers and making the namespace block: off the async workers.
+        let (mut cfg, sandbox) = tokio::task::spawn_blocking(move || {
+            let sandbox = crate::sandbox::Sandbox::prepare(&mut cfg);
+            (cfg, sandbox)
+        })
+        .await
+        .map_err(|e| Error::Config(format!("the sandbox setup failed: {e}")))?;
+        cfg.sandbox = Some(Arc::new(sandbox.map_err(Error::Config)?));
         let cfg = Arc::new(cfg);
         let listener = TcpListener::bind(cfg.runtime_api).await.map_err(Error::Bind)?;
         let runtime_api = listener.local_addr().map_err(Error::Bind)?;

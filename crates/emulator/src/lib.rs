@@ -36,6 +36,7 @@ mod invoke_api;
 mod lifecycle;
 mod memory;
 mod process;
+mod sandbox;
 mod telemetry;
 
 pub use cli::main as run_cli;

@@ -1,6 +1,6 @@
 //! process: starting the runtime and extension processes as Lambda does (their own
-//! environment, their own process group, inside the environment's cgroups) and
-//! capturing what they write.
+//! environment, their own process group, inside the environment's cgroups and its
+//! sandbox's mount namespace) and capturing what they write.
 //!
 //! Every line a process writes to stdout or stderr is stamped when it is read and
 //! sent to the telemetry hub in order. A barrier lets the driver make sure that what
@@ -8,6 +8,7 @@
 //! that call causes (for example, the function's last lines before `runtimeDone`).
 
 use crate::clock::Clock;
+use crate::sandbox::Entry;
 use crate::telemetry::{Hub, Line, Msg, Source};
 use std::ffi::CString;
 use std::io;
@@ -53,8 +54,16 @@ impl Capture {
     }
 }
 
-/// Starts `spec` in its own process group, joined to `cgroups` before it runs.
-pub fn spawn(spec: &Spec, source: Source, hub: &Hub, clock: Clock, cgroups: &[CString]) -> io::Result<Started> {
+/// Starts `spec` in its own process group, joined to `cgroups` and to the sandbox's
+/// namespace (when there is one) before it runs.
+pub fn spawn(
+    spec: &Spec,
+    sandbox: Option<Entry>,
+    source: Source,
+    hub: &Hub,
+    clock: Clock,
+    cgroups: &[CString],
+) -> io::Result<Started> {
     let mut cmd = Command::new(&spec.program);
     cmd.args(&spec.args)
         .env_clear()
@@ -63,12 +72,22 @@ pub fn spawn(spec: &Spec, source: Source, hub: &Hub, clock: Clock, cgroups: &[CS
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .process_group(0);
-    if let Some(cwd) = &spec.cwd {
-        cmd.current_dir(cwd);
-    }
+    // Joining a mount namespace moves the working directory to its root, and std
+    // changes directory before `pre_exec`: inside the sandbox, the closure does it.
+    let cwd = match (&spec.cwd, sandbox) {
+        (Some(cwd), Some(_)) => Some(
+            CString::new(cwd.as_os_str().as_encoded_bytes())
+                .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "a NUL byte in the working directory"))?,
+        ),
+        (Some(cwd), None) => {
+            cmd.current_dir(cwd);
+            None
+        }
+        (None, _) => None,
+    };
     let paths: Vec<CString> = cgroups.to_vec();
     // SAFETY: the closure runs between fork and exec; it only calls the
-    // async-signal-safe open/write/close on paths allocated before the fork.
+    // async-signal-safe open/write/close/setns/chdir on data allocated before the fork.
     unsafe {
         cmd.pre_exec(move || {
             for p in &paths {
@@ -79,6 +98,15 @@ pub fn spawn(spec: &Spec, source: Source, hub: &Hub, clock: Clock, cgroups: &[CS
                 let ok = libc::write(fd, b"0".as_ptr().cast(), 1) == 1;
                 libc::close(fd);
                 if !ok {
+                    return Err(io::Error::last_os_error());
+                }
+            }
+            // After the cgroups: their files are the host's.
+            if let Some(entry) = sandbox {
+                entry.join()?;
+            }
+            if let Some(dir) = &cwd {
+                if libc::chdir(dir.as_ptr()) != 0 {
                     return Err(io::Error::last_os_error());
                 }
             }
