@@ -12,9 +12,11 @@
 //! (musl's allocator and memcpy are slow), for 2 MiB more resident memory; the figures
 //! are in the README.
 //!
-//! `--smoke` then runs each built binary as an extension inside tandem-emulator (arm64
-//! under `qemu-aarch64`, behind a wrapper named `tandem` so the extension keeps its
-//! name) through init, invocations and shutdown, and checks what its file sink wrote.
+//! `--smoke` then runs each layer zip as shipped in tandem-emulator (`invoke --layer
+//! <zip> --code fn.zip --runtime /var/task/bootstrap`: the zip merged onto /opt, its
+//! extension started from /opt/extensions; arm64 under `qemu-aarch64`, through a second
+//! layer whose wrapper named `tandem` keeps the extension's name) through init,
+//! invocations and shutdown, and checks what its file sink wrote.
 
 use crate::setup::Apt;
 use crate::util::{self, Failure, Result};
@@ -269,54 +271,41 @@ pub fn smoke(arch: Arch, zip: &Path, apt: &mut Apt) -> Result<()> {
     )?;
     let work = util::target_dir().join("layer").join(format!("smoke-{}", arch.name()));
     let _ = std::fs::remove_dir_all(&work);
-    if util::which("unzip").is_none() {
-        apt.install(&["unzip"], "unzip (unpacks the layer for the smoke test)")?;
+    let debug = util::target_dir().join("debug");
+    // The function as Lambda runs a custom runtime: fn.zip holding `bootstrap`
+    // (echo-fn), on /var/task. The layer zip goes in as shipped: the emulator merges it
+    // onto /opt in a private mount namespace and starts /opt/extensions/tandem.
+    let code = work.join("code");
+    std::fs::create_dir_all(&code).map_err(|e| Failure::new(format!("cannot create {}: {e}", code.display())))?;
+    std::fs::copy(debug.join("echo-fn"), code.join("bootstrap"))
+        .map_err(|e| Failure::new(format!("cannot copy echo-fn: {e}")))?;
+    set_mode(&code.join("bootstrap"), 0o755)?;
+    if util::which("zip").is_none() {
+        apt.install(&["zip"], "zip (packs fn.zip)")?;
     }
-    let unpacked = work.join("opt");
-    std::fs::create_dir_all(&unpacked)
-        .map_err(|e| Failure::new(format!("cannot create {}: {e}", unpacked.display())))?;
-    util::run_status(Command::new("unzip").args(["-q"]).arg(zip).arg("-d").arg(&unpacked), "unzip the layer")?;
-    let binary = unpacked.join("extensions").join("tandem");
-    let extensions = work.join("extensions");
-    std::fs::create_dir_all(&extensions)
-        .map_err(|e| Failure::new(format!("cannot create {}: {e}", extensions.display())))?;
-    match arch {
-        Arch::X86_64 => {
-            std::os::unix::fs::symlink(&binary, extensions.join("tandem"))
-                .map_err(|e| Failure::new(format!("cannot link the extension: {e}")))?;
-        }
-        Arch::Arm64 => {
-            if util::which("qemu-aarch64").is_none() {
-                apt.install(&["qemu-user"], "qemu-user (runs the arm64 extension)")?;
-            }
-            // A glibc build needs the arm64 loader and libraries, which Debian ships
-            // under /usr/aarch64-linux-gnu (qemu's -L).
-            let sysroot = Path::new("/usr/aarch64-linux-gnu");
-            if !sysroot.join("lib").join("ld-linux-aarch64.so.1").exists() {
-                apt.install(&["libc6-arm64-cross", "libgcc-s1-arm64-cross"], "the arm64 C library (for qemu)")?;
-            }
-            // The wrapper is named `tandem`, and qemu passes the guest binary's path
-            // (also ending in `tandem`) as its argv[0]: the extension registers as
-            // `tandem`, an external extension, as it would on Graviton.
-            let wrapper = extensions.join("tandem");
-            let script =
-                format!("#!/bin/sh\nexec qemu-aarch64 -L '{}' '{}' \"$@\"\n", sysroot.display(), binary.display());
-            std::fs::write(&wrapper, script)
-                .map_err(|e| Failure::new(format!("cannot write the qemu wrapper: {e}")))?;
-            set_mode(&wrapper, 0o755)?;
-        }
+    let fn_zip = work.join("fn.zip");
+    util::run_status(
+        Command::new("zip").current_dir(&code).args(["-q", "-X"]).arg(&fn_zip).arg("bootstrap"),
+        "zip fn.zip",
+    )?;
+    let mut layers = vec![zip.to_path_buf()];
+    if arch == Arch::Arm64 {
+        layers.push(qemu_layer(zip, &work, apt)?);
     }
+    // Outside /tmp, which is private to the environment.
     let records = work.join("records.ndjson");
     let event = work.join("event.json");
     std::fs::write(&event, r#"{"log":["smoke line one","smoke line two"]}"#)
         .map_err(|e| Failure::new(format!("cannot write the event: {e}")))?;
-    let debug = util::target_dir().join("debug");
-    let output = Command::new(debug.join("tandem-emulator"))
-        .arg("invoke")
-        .arg("--runtime")
-        .arg(debug.join("echo-fn"))
-        .arg("--extensions-dir")
-        .arg(&extensions)
+    let mut emulator = Command::new(debug.join("tandem-emulator"));
+    emulator.arg("invoke");
+    for layer in &layers {
+        emulator.arg("--layer").arg(layer);
+    }
+    let output = emulator
+        .arg("--code")
+        .arg(&fn_zip)
+        .args(["--runtime", "/var/task/bootstrap"])
         .args(["--env", "TANDEM_SINKS=file,stdout", "--env"])
         .arg(format!("TANDEM_FILE_PATH={}", records.display()))
         .args(["--env", "TANDEM_FLUSH=end", "--timeout", "10", "-n", "3", "--event"])
@@ -345,4 +334,46 @@ pub fn smoke(arch: Arch, zip: &Path, apt: &mut Apt) -> Result<()> {
         arch.name()
     );
     Ok(())
+}
+
+/// For arm64, a second layer over the shipped one: `extensions/tandem` becomes a wrapper
+/// that runs the layer's binary (kept at /opt/arm64/tandem) under `qemu-aarch64`.
+fn qemu_layer(zip: &Path, work: &Path, apt: &mut Apt) -> Result<PathBuf> {
+    if util::which("qemu-aarch64").is_none() {
+        apt.install(&["qemu-user"], "qemu-user (runs the arm64 extension)")?;
+    }
+    if util::which("unzip").is_none() {
+        apt.install(&["unzip"], "unzip (takes the arm64 binary out of the layer)")?;
+    }
+    // A glibc build needs the arm64 loader and libraries, which Debian ships
+    // under /usr/aarch64-linux-gnu (qemu's -L).
+    let sysroot = Path::new("/usr/aarch64-linux-gnu");
+    if !sysroot.join("lib").join("ld-linux-aarch64.so.1").exists() {
+        apt.install(&["libc6-arm64-cross", "libgcc-s1-arm64-cross"], "the arm64 C library (for qemu)")?;
+    }
+    let layer = work.join("qemu-layer");
+    for dir in [layer.join("extensions"), layer.join("arm64")] {
+        std::fs::create_dir_all(&dir).map_err(|e| Failure::new(format!("cannot create {}: {e}", dir.display())))?;
+    }
+    let binary = layer.join("arm64").join("tandem");
+    let out = Command::new("unzip")
+        .arg("-p")
+        .arg(zip)
+        .arg("extensions/tandem")
+        .output()
+        .map_err(|e| Failure::new(format!("cannot run unzip: {e}")))?;
+    if !out.status.success() || out.stdout.is_empty() {
+        return Err(Failure::new(format!("{} holds no extensions/tandem", zip.display())));
+    }
+    std::fs::write(&binary, &out.stdout)
+        .map_err(|e| Failure::new(format!("cannot write {}: {e}", binary.display())))?;
+    set_mode(&binary, 0o755)?;
+    // The wrapper is named `tandem`, and qemu passes the guest binary's path (also
+    // ending in `tandem`) as its argv[0]: the extension registers as `tandem`, an
+    // external extension, as it would on Graviton.
+    let wrapper = layer.join("extensions").join("tandem");
+    let script = format!("#!/bin/sh\nexec qemu-aarch64 -L '{}' /opt/arm64/tandem \"$@\"\n", sysroot.display());
+    std::fs::write(&wrapper, script).map_err(|e| Failure::new(format!("cannot write the qemu wrapper: {e}")))?;
+    set_mode(&wrapper, 0o755)?;
+    Ok(layer)
 }
