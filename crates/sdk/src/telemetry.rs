@@ -1,7 +1,10 @@
 //! telemetry: the intake of the Telemetry API (or the Logs API). Owns the listener
-//! (bound where `sandbox.localdomain` points, keep-alive), the event-by-event parse,
-//! and the acknowledgement rule: a batch is answered 200 only once the handler has
-//! accepted it, and 500 otherwise, so that Lambda delivers it again.
+//! (bound where `sandbox.localdomain` points, keep-alive, bounded: a connection limit
+//! and header and body timeouts, so that a flooding or slow client in the sandbox never
+//! stops Lambda's batches), the event-by-event parse (one bad event, even one invalid
+//! UTF-8 byte, costs only itself), and the acknowledgement rule: a batch is answered
+//! 200 only once the handler has accepted it, and 500 otherwise, so that Lambda
+//! delivers it again.
 
 use crate::context::Context;
 use crate::{diag, Error, Handler};
@@ -14,16 +17,32 @@ use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
 use std::convert::Infallible;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 use tandem_wire::error::types as et;
 use tandem_wire::subscription::{Api, Buffering, Destination, SubscribeRequest, SANDBOX_HOST};
 use tandem_wire::telemetry::{EventError, LogRecord, Record, TelemetryType};
 use tandem_wire::Event;
 use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
 
 /// Largest batch accepted (Lambda's are at most twice 1 MiB).
 const MAX_BATCH_BYTES: usize = 16 * 1024 * 1024;
+
+/// Connections served at once. Lambda delivers over one or two keep-alive
+/// connections; anything beyond this is a client flooding the listener (1,088 idle
+/// connections once used up the process's descriptors), refused at once.
+const MAX_CONNECTIONS: usize = 32;
+
+/// A new connection must have sent its first request's headers within this time, or it
+/// is closed (an idle or 1-byte-per-second client holds a connection slot no longer).
+/// Later requests on a connection that has delivered a batch are not timed: Lambda's
+/// keep-alive connection may idle for as long as the environment is frozen.
+const FIRST_HEADER_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// A batch's body must have arrived within this time once its headers have.
+const BODY_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// What to subscribe to, and where to listen.
 #[derive(Debug, Clone)]
@@ -129,23 +148,53 @@ pub(crate) async fn bind(cfg: &TelemetryConfig) -> Result<TcpListener, Error> {
     }
 }
 
-/// Serves telemetry batches until the process ends.
+/// Serves telemetry batches until the process ends: at most [`MAX_CONNECTIONS`] at
+/// once (more are closed as soon as accepted), each dropped if its first headers take
+/// longer than [`FIRST_HEADER_TIMEOUT`].
 pub(crate) fn serve<H: Handler>(listener: TcpListener, handler: Arc<H>, ctx: Context) {
     tokio::spawn(async move {
+        let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+        let mut refused = 0u64;
         loop {
             let (stream, _) = match listener.accept().await {
                 Ok(s) => s,
                 Err(e) => {
                     diag::line(format_args!("telemetry listener: accept failed: {e}"));
-                    tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+                    tokio::time::sleep(Duration::from_millis(10)).await;
                     continue;
                 }
+            };
+            let Ok(slot) = slots.clone().try_acquire_owned() else {
+                // Closed at once: the descriptor is back before the next accept.
+                drop(stream);
+                refused += 1;
+                if refused.is_power_of_two() {
+                    diag::line(format_args!(
+                        "telemetry listener: {MAX_CONNECTIONS} connections open; {refused} refused so far"
+                    ));
+                }
+                continue;
             };
             let _ = stream.set_nodelay(true);
             let (handler, ctx) = (handler.clone(), ctx.clone());
             tokio::spawn(async move {
-                let service = service_fn(move |req| batch(req, handler.clone(), ctx.clone()));
-                let _ = http1::Builder::new().keep_alive(true).serve_connection(TokioIo::new(stream), service).await;
+                let _slot = slot;
+                let started = Arc::new(AtomicBool::new(false));
+                let seen = started.clone();
+                let service = service_fn(move |req| {
+                    seen.store(true, Ordering::Relaxed);
+                    batch(req, handler.clone(), ctx.clone())
+                });
+                let conn = http1::Builder::new().keep_alive(true).serve_connection(TokioIo::new(stream), service);
+                tokio::pin!(conn);
+                tokio::select! {
+                    _ = conn.as_mut() => return,
+                    _ = tokio::time::sleep(FIRST_HEADER_TIMEOUT) => {}
+                }
+                if started.load(Ordering::Relaxed) {
+                    let _ = conn.await;
+                }
+                // Otherwise dropping `conn` closes the connection.
             });
         }
     });
@@ -165,12 +214,17 @@ async fn batch<H: Handler>(
     if req.method() != Method::POST {
         return Ok(answer(StatusCode::METHOD_NOT_ALLOWED));
     }
-    let body = match Limited::new(req.into_body(), MAX_BATCH_BYTES).collect().await {
-        Ok(b) => b.to_bytes(),
-        Err(e) => {
+    let read = tokio::time::timeout(BODY_TIMEOUT, Limited::new(req.into_body(), MAX_BATCH_BYTES).collect());
+    let body = match read.await {
+        Ok(Ok(b)) => b.to_bytes(),
+        Ok(Err(e)) => {
             // Unreadable (cut off or oversized): ask for it again.
             diag::line(format_args!("telemetry batch could not be read: {e}"));
             return Ok(answer(StatusCode::INTERNAL_SERVER_ERROR));
+        }
+        Err(_) => {
+            diag::line(format_args!("telemetry batch body not received within {} s; dropped", BODY_TIMEOUT.as_secs()));
+            return Ok(answer(StatusCode::REQUEST_TIMEOUT));
         }
     };
     let parsed = match parse_body(&body) {
@@ -380,6 +434,91 @@ mod tests {
         // Not an array at all stays a 400, and counts once.
         assert_eq!(post(addr, b"{\"a\": \"\xff\"}").await, "HTTP/1.1 400 Bad Request");
         assert_eq!(ctx.stats().malformed, 2);
+    }
+
+    /// POSTs `body` on a kept-alive connection and returns the status line.
+    async fn post_on(s: &mut TcpStream, body: &[u8]) -> std::io::Result<String> {
+        let head = format!("POST / HTTP/1.1\r\nhost: sandbox\r\ncontent-length: {}\r\n\r\n", body.len());
+        s.write_all(head.as_bytes()).await?;
+        s.write_all(body).await?;
+        let mut answer = Vec::new();
+        let mut byte = [0u8; 1];
+        while !answer.ends_with(b"\r\n\r\n") {
+            if s.read(&mut byte).await? == 0 {
+                return Err(std::io::ErrorKind::UnexpectedEof.into());
+            }
+            answer.push(byte[0]);
+        }
+        Ok(String::from_utf8_lossy(&answer).lines().next().unwrap_or_default().to_owned())
+    }
+
+    /// Whether the server closed `s` (EOF or reset) within `within`.
+    async fn closed_within(s: &mut TcpStream, within: Duration) -> bool {
+        let mut buf = [0u8; 64];
+        matches!(tokio::time::timeout(within, s.read(&mut buf)).await, Ok(Ok(0) | Err(_)))
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_one_byte_per_second_client_is_dropped() {
+        let (addr, keep, _ctx) = listen().await;
+        let mut slow = TcpStream::connect(addr).await.expect("connect");
+        let started = std::time::Instant::now();
+        let head = b"POST / HTTP/1.1\r\nhost: sandbox\r\ncontent-length: 2\r\n\r\n[]";
+        let mut dropped = false;
+        for b in head {
+            if slow.write_all(&[*b]).await.is_err() || closed_within(&mut slow, Duration::from_secs(1)).await {
+                dropped = true;
+                break;
+            }
+        }
+        assert!(dropped, "still open after sending its whole request a byte a second");
+        let took = started.elapsed();
+        assert!(took >= FIRST_HEADER_TIMEOUT - Duration::from_millis(100), "dropped for its pace only: {took:?}");
+        assert!(keep.0.lock().expect("events").is_empty());
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn two_thousand_idle_connections_do_not_stop_a_real_batch() {
+        let (addr, keep, ctx) = listen().await;
+        // Lambda's connection, kept alive from before the flood.
+        let mut lambda = TcpStream::connect(addr).await.expect("connect");
+        let batch = [b"[".to_vec(), function_event(b"one"), b"]".to_vec()].concat();
+        assert_eq!(post_on(&mut lambda, &batch).await.expect("first batch"), "HTTP/1.1 200 OK");
+        let mut idle = Vec::with_capacity(2_000);
+        for _ in 0..2_000 {
+            idle.push(TcpStream::connect(addr).await.expect("connect an idle client"));
+        }
+        // The kept-alive connection is served at once.
+        let batch = [b"[".to_vec(), function_event(b"two"), b"]".to_vec()].concat();
+        assert_eq!(post_on(&mut lambda, &batch).await.expect("second batch"), "HTTP/1.1 200 OK");
+        // Beyond the limit, connections are closed at once (before any header timeout)...
+        let until = std::time::Instant::now() + FIRST_HEADER_TIMEOUT / 2;
+        let mut open = Vec::new();
+        for mut s in idle {
+            let left = until.saturating_duration_since(std::time::Instant::now());
+            if !closed_within(&mut s, left.max(Duration::from_millis(1))).await {
+                open.push(s);
+            }
+        }
+        assert!(open.len() <= MAX_CONNECTIONS, "{} not refused", open.len());
+        // ...and the ones within it once their first headers are late: none stays open.
+        let until = std::time::Instant::now() + FIRST_HEADER_TIMEOUT + Duration::from_secs(20);
+        let mut still = 0;
+        for s in &mut open {
+            let left = until.saturating_duration_since(std::time::Instant::now());
+            if !closed_within(s, left.max(Duration::from_millis(1))).await {
+                still += 1;
+            }
+        }
+        assert_eq!(still, 0, "idle connections still open");
+        let idle = open;
+        drop(idle);
+        // A new connection is accepted again.
+        let mut fresh = TcpStream::connect(addr).await.expect("connect again");
+        let batch = [b"[".to_vec(), function_event(b"three"), b"]".to_vec()].concat();
+        assert_eq!(post_on(&mut fresh, &batch).await.expect("third batch"), "HTTP/1.1 200 OK");
+        assert_eq!(keep.0.lock().expect("events").len(), 3);
+        assert_eq!(ctx.stats().batches, 3);
     }
 
     #[test]
