@@ -53,6 +53,8 @@
 #![warn(missing_docs)]
 
 pub mod app;
+#[cfg(feature = "secrets")]
+pub mod aws;
 pub mod clock;
 pub mod config;
 pub mod delivery;
