@@ -3,8 +3,8 @@
 
 mod bench;
 mod demo;
-mod fuzz;
 mod deploy;
+mod fuzz;
 mod layer;
 mod new_extension;
 mod setup;
