@@ -47,10 +47,8 @@ done
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sandbox_and_sandbox_localdomain_resolve_for_the_runtime_and_every_extension() {
     let dir = TempDir::new();
-    let runtime = dir.script(
-        "bootstrap",
-        &format!("#!/bin/bash\nWHO=runtime:\n{RESOLVE}exec '{}'\n", bin("echo-fn").display()),
-    );
+    let runtime =
+        dir.script("bootstrap", &format!("#!/bin/bash\nWHO=runtime:\n{RESOLVE}exec '{}'\n", bin("echo-fn").display()));
     let ext_dir = dir.join("extensions");
     write_exec(
         &ext_dir.join("shell-ext"),
@@ -86,10 +84,7 @@ async fn layers_merge_onto_opt_code_runs_from_var_task_and_tmp_is_private_to_the
     let ext = format!("#!/bin/sh\necho from-extension > /tmp/{marker}\nexec /opt/tools/shell-ext\n");
     write_zip(
         &layer2,
-        &[
-            ("bin/tool", b"#!/bin/sh\necho two\n".to_vec(), 0o755),
-            ("extensions/shell-ext", ext.into_bytes(), 0o755),
-        ],
+        &[("bin/tool", b"#!/bin/sh\necho two\n".to_vec(), 0o755), ("extensions/shell-ext", ext.into_bytes(), 0o755)],
     );
     let bootstrap = format!(
         r#"#!/bin/bash

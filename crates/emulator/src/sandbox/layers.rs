@@ -85,7 +85,8 @@ fn extract_zip(zip_path: &Path, dest: &Path) -> io::Result<()> {
     let file = fs::File::open(zip_path).map_err(|e| annotate(e, zip_path))?;
     let mut archive = zip::ZipArchive::new(io::BufReader::new(file))
         .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, format!("{}: {e}", zip_path.display())))?;
-    let bad = |e: zip::result::ZipError| io::Error::new(io::ErrorKind::InvalidData, format!("{}: {e}", zip_path.display()));
+    let bad =
+        |e: zip::result::ZipError| io::Error::new(io::ErrorKind::InvalidData, format!("{}: {e}", zip_path.display()));
     for i in 0..archive.len() {
         let mut entry = archive.by_index(i).map_err(bad)?;
         let Some(rel) = inside(entry.name()) else {

@@ -81,7 +81,10 @@ impl Sandbox {
             mounts.push(bind(&dir, Path::new(TASK), true)?);
         }
         if let Some(mb) = cfg.ephemeral_storage_mb {
-            mounts.push(Mount::Tmpfs { dst: cstring(Path::new("/tmp"))?, options: cstr(&format!("size={mb}m,mode=1777"))? });
+            mounts.push(Mount::Tmpfs {
+                dst: cstring(Path::new("/tmp"))?,
+                options: cstr(&format!("size={mb}m,mode=1777"))?,
+            });
         }
         if cfg.extensions.len() > crate::lifecycle::MAX_EXTENSIONS {
             return Err(format!(
