@@ -5,6 +5,10 @@
 //! It only frames: routes a request, reads its headers and body (with Lambda's size
 //! limits, response streaming and error trailers), hands an [`ApiCall`] to the driver
 //! and writes back the [`Reply`]. Every rule about state lives in the lifecycle.
+//! It also bounds what a misbehaving client can hold (shared with the Invoke API): a
+//! connection must send its headers within [`HEADER_TIMEOUT`], connections beyond a
+//! limit are refused, and a response body is read only once the lifecycle has said its
+//! request id may be answered.
 
 use crate::driver::DriverMsg;
 use crate::lifecycle::{ApiCall, Reply};
@@ -15,42 +19,70 @@ use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use std::convert::Infallible;
-use std::time::Instant;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 use tandem_wire::error::types as et;
 use tandem_wire::paths::{self, InvocationPath};
 use tandem_wire::runtime::{MAX_RESPONSE_BYTES, MAX_STREAMED_RESPONSE_BYTES};
 use tandem_wire::subscription::Api;
 use tandem_wire::{headers, ErrorResponse};
-use tokio::net::TcpListener;
-use tokio::sync::{mpsc, oneshot};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit, Semaphore};
 
 /// Largest error or register body read (Lambda bounds these well below a response).
 const MAX_SMALL_BODY: usize = 1024 * 1024;
+/// How long a client may take to send a request's headers (also how long a keep-alive
+/// connection may sit idle between requests): a slow or silent client is dropped.
+pub(crate) const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+/// Open connections to the Runtime/Extensions API: the runtime and at most ten
+/// extensions need a few each; more are refused, so that idle clients cannot use up
+/// the descriptors (Lambda's sandbox has 1,024).
+const MAX_CONNECTIONS: usize = 256;
 
 /// Accepts connections until the driver goes away.
 pub async fn serve(listener: TcpListener, driver: mpsc::UnboundedSender<DriverMsg>) {
+    let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
     loop {
-        let (stream, _) = match listener.accept().await {
-            Ok(s) => s,
-            Err(_) => {
-                // Out of descriptors or similar: wait a little rather than spin.
-                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-                continue;
-            }
-        };
+        let (stream, slot) = accept_within(&listener, &slots).await;
         if driver.is_closed() {
             return;
         }
-        let _ = stream.set_nodelay(true);
         let driver = driver.clone();
         tokio::spawn(async move {
             let service = service_fn(move |req| handle(req, driver.clone()));
             // A runtime or extension that drops its connection ends only its own requests.
-            let _ = http1::Builder::new().keep_alive(true).serve_connection(TokioIo::new(stream), service).await;
+            let _ = http1_server().keep_alive(true).serve_connection(TokioIo::new(stream), service).await;
+            drop(slot);
         });
     }
+}
+
+/// The next connection while fewer than `slots` are open, with the slot it holds until
+/// it closes. A connection beyond the limit is closed at once (refused).
+pub(crate) async fn accept_within(listener: &TcpListener, slots: &Arc<Semaphore>) -> (TcpStream, OwnedSemaphorePermit) {
+    loop {
+        let stream = match listener.accept().await {
+            Ok((s, _)) => s,
+            Err(_) => {
+                // Out of descriptors or similar: wait a little rather than spin.
+                tokio::time::sleep(Duration::from_millis(10)).await;
+                continue;
+            }
+        };
+        if let Ok(slot) = slots.clone().try_acquire_owned() {
+            let _ = stream.set_nodelay(true);
+            return (stream, slot);
+        }
+    }
+}
+
+/// HTTP/1.1 serving with the header timeout.
+pub(crate) fn http1_server() -> http1::Builder {
+    let mut builder = http1::Builder::new();
+    builder.timer(TokioTimer::new()).header_read_timeout(HEADER_TIMEOUT);
+    builder
 }
 
 fn header(h: &HeaderMap, name: &str) -> Option<String> {
@@ -224,6 +256,11 @@ async fn runtime_response(
             )
         }
     };
+    // The id first: a body for an invocation that cannot be answered is never read.
+    let check = call(driver, ApiCall::ResponseStart { request_id: id.to_owned() }).await;
+    if check.status() != StatusCode::ACCEPTED {
+        return check;
+    }
     let limit = if streaming { MAX_STREAMED_RESPONSE_BYTES } else { MAX_RESPONSE_BYTES };
     let mut body = body;
     let mut buf = BytesMut::new();
@@ -232,8 +269,17 @@ async fn runtime_response(
     while let Some(frame) = body.frame().await {
         let frame = match frame {
             Ok(f) => f,
-            // The runtime hung up mid-body: what arrived is what it answered.
-            Err(_) => break,
+            // The body ended before its announced end (Content-Length not reached, a
+            // chunked body cut off): the invocation fails, it never succeeds with
+            // part of a response.
+            Err(e) => {
+                let c = ApiCall::RuntimeResponseTruncated {
+                    request_id: id.to_owned(),
+                    received: buf.len(),
+                    error: e.to_string(),
+                };
+                return call(driver, c).await;
+            }
         };
         match frame.into_data() {
             Ok(data) => {

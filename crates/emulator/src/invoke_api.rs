@@ -3,6 +3,7 @@
 //! name `function` too), synchronous (`RequestResponse`), asynchronous (`Event`) and
 //! `DryRun` invocations, client context, trace header, and the log tail.
 
+use crate::api::{accept_within, http1_server};
 use crate::environment::Environment;
 use crate::lifecycle::{InvokeRequest, Rejection};
 use base64::Engine;
@@ -10,7 +11,6 @@ use bytes::Bytes;
 use http::{Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
-use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
 use std::convert::Infallible;
@@ -19,19 +19,23 @@ use tandem_wire::error::types as et;
 use tandem_wire::runtime::MAX_REQUEST_BYTES;
 use tandem_wire::{headers, paths};
 use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
 
-/// Serves invocations until the listener fails or the task is dropped.
+/// Open connections to the Invoke API; more are refused (callers beyond the queue
+/// would be refused anyway, and idle ones must not use up the descriptors).
+const MAX_CONNECTIONS: usize = 512;
+
+/// Serves invocations until the task is dropped. A caller must send its headers within
+/// the Runtime API's header timeout, and connections beyond a limit are refused.
 pub async fn serve(listener: TcpListener, env: Arc<Environment>) {
+    let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
     loop {
-        let Ok((stream, _)) = listener.accept().await else {
-            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-            continue;
-        };
-        let _ = stream.set_nodelay(true);
+        let (stream, slot) = accept_within(&listener, &slots).await;
         let env = env.clone();
         tokio::spawn(async move {
             let service = service_fn(move |req| handle(req, env.clone()));
-            let _ = http1::Builder::new().serve_connection(TokioIo::new(stream), service).await;
+            let _ = http1_server().serve_connection(TokioIo::new(stream), service).await;
+            drop(slot);
         });
     }
 }

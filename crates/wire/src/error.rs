@@ -116,6 +116,8 @@ pub mod types {
     pub const RUNTIME_OUT_OF_MEMORY: &str = "Runtime.OutOfMemory";
     /// A runtime error without a type.
     pub const RUNTIME_UNKNOWN: &str = "Runtime.Unknown";
+    /// The runtime's response ended before its announced end (connection closed mid-body).
+    pub const RUNTIME_TRUNCATED_RESPONSE: &str = "Runtime.TruncatedResponse";
     /// The runtime could not be started.
     pub const RUNTIME_INVALID_ENTRYPOINT: &str = "Runtime.InvalidEntrypoint";
     /// The invocation or the init ran out of time.

@@ -147,6 +147,17 @@ pub enum ApiCall {
         size: usize,
         limit: usize,
     },
+    /// A response is about to be read: may `request_id` be answered? (Asked before the
+    /// body is read, so that a body for an unknown id is never buffered.)
+    ResponseStart {
+        request_id: String,
+    },
+    /// The response body ended before its announced end.
+    RuntimeResponseTruncated {
+        request_id: String,
+        received: usize,
+        error: String,
+    },
     RuntimeError {
         request_id: String,
         error_type: Option<String>,

@@ -35,6 +35,37 @@ impl Lifecycle {
                     None => self.answer_caller(body, false),
                 }
             }
+            ApiCall::ResponseStart { request_id } => {
+                if self.check_invocation(token, &request_id) {
+                    self.reply(token, Reply::accepted());
+                }
+            }
+            ApiCall::RuntimeResponseTruncated { request_id, received, error } => {
+                if !self.check_invocation(token, &request_id) {
+                    return;
+                }
+                self.fail(
+                    token,
+                    400,
+                    et::RUNTIME_TRUNCATED_RESPONSE,
+                    format!("The response ended after {received} bytes, before its announced end: {error}"),
+                );
+                let now = ctx.now;
+                if let Some(inv) = self.invoke.as_mut() {
+                    inv.responded = true;
+                    inv.response = Some(ResponseInfo { first_byte: now, last_byte: now, bytes: received as u64 });
+                    inv.status = Status::Error;
+                    inv.error_type = Some(et::RUNTIME_TRUNCATED_RESPONSE.into());
+                }
+                self.observe(Observation::RuntimeResponded { request_id: request_id.clone() });
+                let payload = error_payload(
+                    et::RUNTIME_TRUNCATED_RESPONSE,
+                    &format!(
+                        "RequestId: {request_id} Error: the runtime's response was truncated after {received} bytes"
+                    ),
+                );
+                self.answer_caller(payload, true);
+            }
             ApiCall::RuntimeResponseTooLarge { request_id, size, limit } => {
                 if !self.check_invocation(token, &request_id) {
                     return;
