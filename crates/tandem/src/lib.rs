@@ -68,5 +68,7 @@ pub mod model;
 pub mod pipeline;
 pub mod queue;
 pub mod rules;
+#[cfg(feature = "secrets")]
+pub mod secrets;
 pub mod sink;
 pub mod spool;

@@ -23,6 +23,8 @@ Usage:
   tandem                 run the extension (Lambda starts it from /opt/extensions)
   tandem check-config    validate the configuration from the environment and
                          TANDEM_CONFIG; exit 0 when clean, 1 otherwise
+  tandem wrap <cmd>...   (as AWS_LAMBDA_EXEC_WRAPPER) export TANDEM_SECRET_ENV's
+                         values from the secrets cache, then exec <cmd>
   tandem --version       print the version
   tandem --help          print this help
 
@@ -34,6 +36,12 @@ fn main() -> ExitCode {
     match args.iter().map(String::as_str).collect::<Vec<_>>().as_slice() {
         [] => run(),
         ["check-config"] => check_config(),
+        #[cfg(feature = "secrets")]
+        ["wrap", ..] => {
+            // Only returns when the runtime could not be started (the line says why).
+            eprintln!("{}", tandem::secrets::wrap::run(&args[1..], |k| std::env::var(k).ok()));
+            ExitCode::FAILURE
+        }
         ["--version" | "-V" | "version"] => {
             println!("tandem {}", env!("CARGO_PKG_VERSION"));
             ExitCode::SUCCESS
@@ -66,7 +74,12 @@ fn run() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let result = runtime.block_on(tandem::app::run(config, problems));
+    let result = runtime.block_on(async {
+        // The secrets cache listens before tandem registers, so the function's INIT finds it.
+        #[cfg(feature = "secrets")]
+        let _secrets = tandem::secrets::start(|k| std::env::var(k).ok());
+        tandem::app::run(config, problems).await
+    });
     // Never wait for a stuck task (a DNS lookup, a request) past SHUTDOWN's deadline.
     runtime.shutdown_background();
     match result {
@@ -84,6 +97,13 @@ fn check_config() -> ExitCode {
     lines.extend(config.compile_rules().1.iter().map(ToString::to_string));
     lines.extend(tandem::delivery::Delivery::new(&config, Arc::default()).1);
     print!("{}", config.describe());
+    #[cfg(feature = "secrets")]
+    {
+        let (secrets, secret_problems) = tandem::secrets::settings::Settings::from_env(|k| std::env::var(k).ok());
+        print!("{}", secrets.describe());
+        secrets.beyond_aws_caps().iter().for_each(|n| println!("note: {n}"));
+        lines.extend(secret_problems);
+    }
     if lines.is_empty() {
         println!("configuration OK");
         return ExitCode::SUCCESS;
