@@ -74,3 +74,36 @@ async fn an_endless_or_huge_config_file_is_a_problem_not_an_oom_or_a_hang() {
     }
     let _ = std::fs::remove_dir_all(dir);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backtracking_rule_on_a_mib_line_costs_the_function_nothing() {
+    let dir = tempdir("nasty-rule");
+    // Nested counted repetitions: seconds per MiB for a backtracking engine; the
+    // 1 MiB line below made every invocation time out with the old engine.
+    let rules = r#"[
+        {"kind":"exclude","name":"nasty","pattern":"(?:p{1,30}){1,30}q"},
+        {"kind":"mask","name":"secret","pattern":"secret=\\w+"}
+    ]"#;
+    let env = start(
+        &dir,
+        &[("TANDEM_SINKS", "file".into()), ("TANDEM_FLUSH", "end".into()), ("TANDEM_RULES", rules.into())],
+        |c| c.timeout = std::time::Duration::from_secs(20),
+    )
+    .await;
+    let long = "p".repeat(1 << 20);
+    for i in 0..3 {
+        let r = invoke(&env, json!({"log": [long, format!("short {i} secret=abc"), format!("{long}q {i}")]})).await;
+        assert_eq!(r.result.status, Status::Success, "{:#?}", env.console_lines());
+    }
+    env.shutdown().await;
+    let written = std::fs::read_to_string(dir.join("records.ndjson")).unwrap_or_default();
+    let messages = ndjson_messages(&written);
+    for i in 0..3 {
+        assert_eq!(messages.iter().filter(|m| **m == format!("short {i} ****")).count(), 1, "masked, once");
+    }
+    // The long lines (cut at 256 KiB per record, as Lambda cuts them) were scanned in
+    // full, matched nothing and arrived unchanged.
+    let long_ones = messages.iter().filter(|m| m.len() > 64 * 1024 && m.bytes().all(|b| b == b'p')).count();
+    assert!(long_ones >= 3, "{long_ones} long lines of {} messages", messages.len());
+    let _ = std::fs::remove_dir_all(dir);
+}

@@ -30,7 +30,7 @@ use crate::diag::level::LogLevel;
 use crate::flush::{FlushPolicy, Strategy};
 use crate::invocation::cost::{Arch, Pricing};
 use crate::invocation::CorrelatorOptions;
-use crate::rules::{Rule, Rules};
+use crate::rules::{Rule, Rules, DEFAULT_MAX_LINE_BYTES};
 use crate::sink::file::config::FileConfig;
 use crate::sink::http::config::HttpConfig;
 use crate::sink::otlp::config::OtlpConfig;
@@ -145,6 +145,8 @@ pub struct Config {
     pub log_types: Vec<TelemetryType>,
     /// `TANDEM_RULES`, not compiled yet (see [`Config::compile_rules`]).
     pub rules: Vec<Rule>,
+    /// `TANDEM_RULES_MAX_LINE_BYTES`: how much of a line the rules look at.
+    pub rules_max_line_bytes: usize,
     /// `TANDEM_ARCH`: the price list used.
     pub arch: Arch,
     /// Prices of the cost estimate.
@@ -184,6 +186,7 @@ pub const SETTINGS: &[(&str, &str)] = &[
     ("TANDEM_RETRY_MAX_MS", "largest retry backoff (default 5000)"),
     ("TANDEM_LOG_TYPES", "telemetry to subscribe: platform,function,extension (default all)"),
     ("TANDEM_RULES", "JSON list of {kind: exclude|include|mask, name, pattern, replacement}"),
+    ("TANDEM_RULES_MAX_LINE_BYTES", "bytes of a line the rules look at; masks remove the rest (default 256KiB)"),
     ("TANDEM_PRICE_GB_SECOND", "USD per GB-second (default by architecture)"),
     ("TANDEM_PRICE_REQUEST", "USD per request (default 0.0000002)"),
     ("TANDEM_ARCH", "x86_64 or arm64 (default: this binary's)"),
@@ -236,7 +239,7 @@ impl Config {
 
     /// Compiles [`Config::rules`] (regexes are built here, once, not at load time).
     pub fn compile_rules(&self) -> (Rules, Vec<Problem>) {
-        let (rules, problems) = Rules::compile(&self.rules);
+        let (rules, problems) = Rules::compile_bounded(&self.rules, self.rules_max_line_bytes);
         let problems = problems.into_iter().map(|message| Problem { key: "TANDEM_RULES".into(), message }).collect();
         (rules, problems)
     }
@@ -385,6 +388,8 @@ fn build(l: &mut Loader<'_>, config_file: Option<PathBuf>) -> Config {
             rules
         }
     };
+    let rules_max_line_bytes =
+        l.bytes("TANDEM_RULES_MAX_LINE_BYTES", DEFAULT_MAX_LINE_BYTES as u64, KIB, 64 * MIB) as usize;
 
     // Pricing.
     let arch = match l.get("TANDEM_ARCH") {
@@ -443,6 +448,7 @@ fn build(l: &mut Loader<'_>, config_file: Option<PathBuf>) -> Config {
         retry,
         log_types,
         rules,
+        rules_max_line_bytes,
         arch,
         pricing,
         log_level,
