@@ -61,6 +61,7 @@ pub mod delivery;
 pub mod diag;
 pub mod encode;
 pub mod flush;
+pub mod guard;
 pub mod health;
 pub mod invocation;
 pub mod logs;

@@ -1,0 +1,254 @@
+//! guard::config: the guard's settings (`TANDEM_GUARD`, `TANDEM_GUARD_INTERVAL_MS`,
+//! `TANDEM_GUARD_ALLOW_EXEC`, `TANDEM_GUARD_ALLOW_NET`, `TANDEM_GUARD_KILL_RUNTIME`,
+//! `TANDEM_GUARD_POLICY_OUT`; in the `TANDEM_CONFIG` file `tandem_guard = "detect"`
+//! and a `[guard]` table: `interval_ms`, `allow_exec`, `allow_net`, `kill_runtime`,
+//! `policy_out`), their defaults and their problems. Pure: read through the
+//! configuration's [`Loader`].
+
+use super::policy::{ExecPattern, NetRule, Policy};
+use crate::config::load::Loader;
+use std::fmt::Write as _;
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// What the guard does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Not started (the default): no thread, no scan, nothing read.
+    Off,
+    /// Reports findings.
+    Detect,
+    /// Reports findings and kills the offending process.
+    Enforce,
+    /// Reports nothing; writes the policy that would have allowed everything seen.
+    Learn,
+}
+
+impl Mode {
+    /// `off`, `detect`, `enforce`, `learn`.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Mode::Off => "off",
+            Mode::Detect => "detect",
+            Mode::Enforce => "enforce",
+            Mode::Learn => "learn",
+        }
+    }
+}
+
+/// The scan interval when `TANDEM_GUARD_INTERVAL_MS` is not set. A scan's cost grows
+/// with the processes in `/proc` and the sockets of the network namespace (README,
+/// "Guard": 4 to 16 ms of CPU on a busy build host, with 140 processes and thousands of
+/// sockets; a Lambda sandbox has a handful of each); every 500 ms keeps that a small
+/// share of an invocation while a process of 100 ms is still seen one time in six.
+pub const DEFAULT_INTERVAL_MS: u64 = 500;
+
+/// Where `learn` writes its policy when `TANDEM_GUARD_POLICY_OUT` is not set.
+pub const DEFAULT_POLICY_OUT: &str = "/tmp/tandem/guard-policy.toml";
+
+/// The guard's settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GuardConfig {
+    /// `TANDEM_GUARD`.
+    pub mode: Mode,
+    /// `TANDEM_GUARD_INTERVAL_MS`: the period of the scans while the environment runs.
+    pub interval: Duration,
+    /// `TANDEM_GUARD_ALLOW_EXEC`, `TANDEM_GUARD_ALLOW_NET`, and the Runtime API address.
+    pub policy: Policy,
+    /// `TANDEM_GUARD_KILL_RUNTIME`: `enforce` may kill the runtime (and other
+    /// platform-started processes) when they hold a forbidden connection.
+    pub kill_runtime: bool,
+    /// `TANDEM_GUARD_POLICY_OUT`: where `learn` writes.
+    pub policy_out: PathBuf,
+}
+
+impl Default for GuardConfig {
+    fn default() -> Self {
+        GuardConfig {
+            mode: Mode::Off,
+            interval: Duration::from_millis(DEFAULT_INTERVAL_MS),
+            policy: Policy::default(),
+            kill_runtime: false,
+            policy_out: PathBuf::from(DEFAULT_POLICY_OUT),
+        }
+    }
+}
+
+impl GuardConfig {
+    /// Reads the guard's settings; `runtime_api` is `AWS_LAMBDA_RUNTIME_API`'s value.
+    pub(crate) fn load(l: &mut Loader<'_>) -> GuardConfig {
+        let mode = match l.get("TANDEM_GUARD").map(|v| v.trim().to_ascii_lowercase()) {
+            None => Mode::Off,
+            Some(v) => match v.as_str() {
+                "off" | "false" | "0" => Mode::Off,
+                "detect" | "on" | "true" => Mode::Detect,
+                "enforce" => Mode::Enforce,
+                "learn" => Mode::Learn,
+                _ => {
+                    l.problem(
+                        "TANDEM_GUARD",
+                        format!("{v:?} is not a guard mode (off, detect, enforce, learn); using off"),
+                    );
+                    Mode::Off
+                }
+            },
+        };
+        let mut c = GuardConfig {
+            mode,
+            interval: l.millis("TANDEM_GUARD_INTERVAL_MS", DEFAULT_INTERVAL_MS, 10, 60_000),
+            ..GuardConfig::default()
+        };
+        if let Some(v) = l.get("TANDEM_GUARD_ALLOW_EXEC") {
+            c.policy.exec =
+                v.split(',').filter(|p| !p.trim().is_empty()).filter_map(|p| ExecPattern::new(p).ok()).collect();
+        }
+        if let Some(v) = l.get("TANDEM_GUARD_ALLOW_NET") {
+            let mut rules = Vec::new();
+            for entry in v.split(',').filter(|p| !p.trim().is_empty()) {
+                match NetRule::parse(entry) {
+                    Ok(r) => rules.push(r),
+                    Err(why) => l.problem("TANDEM_GUARD_ALLOW_NET", format!("{why}; skipped")),
+                }
+            }
+            c.policy.net = rules;
+        }
+        c.policy.runtime_api = l.get("AWS_LAMBDA_RUNTIME_API").and_then(|v| runtime_api(&v));
+        c.kill_runtime = l.boolean("TANDEM_GUARD_KILL_RUNTIME", false);
+        c.policy_out = l.absolute_path("TANDEM_GUARD_POLICY_OUT", DEFAULT_POLICY_OUT);
+        if c.mode == Mode::Off {
+            return c;
+        }
+        if c.kill_runtime && c.mode != Mode::Enforce {
+            l.problem("TANDEM_GUARD_KILL_RUNTIME", format!("set, but TANDEM_GUARD is {}; ignored", c.mode.as_str()));
+        }
+        c
+    }
+
+    /// The `check-config` line (none when off).
+    pub fn describe(&self, out: &mut String) {
+        if self.mode == Mode::Off {
+            return;
+        }
+        let exec: Vec<&str> = self.policy.exec.iter().map(ExecPattern::as_str).collect();
+        let net: Vec<String> = self.policy.net.iter().map(ToString::to_string).collect();
+        let _ = write!(
+            out,
+            "  guard: {}, every {} ms; exec allowed: {}; net allowed: {}",
+            self.mode.as_str(),
+            self.interval.as_millis(),
+            if exec.is_empty() { "none".into() } else { exec.join(", ") },
+            if net.is_empty() { "none".into() } else { net.join(", ") },
+        );
+        if let Some((ip, port)) = self.policy.runtime_api {
+            let _ = write!(out, " (and the Runtime API {})", SocketAddr::new(ip, port));
+        }
+        match self.mode {
+            Mode::Enforce => {
+                let _ =
+                    write!(out, "; kills offenders{}", if self.kill_runtime { ", the runtime included" } else { "" });
+            }
+            Mode::Learn => {
+                let _ = write!(out, "; policy written to {}", self.policy_out.display());
+            }
+            _ => {}
+        }
+        out.push('\n');
+    }
+}
+
+/// `AWS_LAMBDA_RUNTIME_API` (`127.0.0.1:9001`, `[::1]:9001`) as an address; a host
+/// name is not resolved (no DNS at start): only the loopback default covers it then.
+fn runtime_api(v: &str) -> Option<(IpAddr, u16)> {
+    let a: SocketAddr = v.trim().parse().ok()?;
+    Some((super::procfs::canonical(a.ip()), a.port()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(pairs: &[(&str, &str)]) -> (GuardConfig, Vec<String>) {
+        let map: std::collections::HashMap<String, String> =
+            pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
+        let get = move |k: &str| map.get(k).cloned();
+        let mut l = Loader::new(&get);
+        let c = GuardConfig::load(&mut l);
+        (c, l.into_problems().iter().map(ToString::to_string).collect())
+    }
+
+    #[test]
+    fn off_by_default() {
+        let (c, problems) = load(&[]);
+        assert_eq!(c, GuardConfig::default());
+        assert!(problems.is_empty());
+        let mut s = String::new();
+        c.describe(&mut s);
+        assert_eq!(s, "", "nothing to say when off");
+    }
+
+    #[test]
+    fn settings_read() {
+        let (c, problems) = load(&[
+            ("TANDEM_GUARD", "Enforce"),
+            ("TANDEM_GUARD_INTERVAL_MS", "250"),
+            ("TANDEM_GUARD_ALLOW_EXEC", "/usr/bin/*, */node ,"),
+            ("TANDEM_GUARD_ALLOW_NET", "10.0.0.0/8:443,bogus,[::1]:80"),
+            ("TANDEM_GUARD_KILL_RUNTIME", "true"),
+            ("AWS_LAMBDA_RUNTIME_API", "169.254.100.1:9001"),
+        ]);
+        assert_eq!(c.mode, Mode::Enforce);
+        assert_eq!(c.interval, Duration::from_millis(250));
+        assert_eq!(c.policy.exec.iter().map(ExecPattern::as_str).collect::<Vec<_>>(), ["/usr/bin/*", "*/node"]);
+        assert_eq!(c.policy.net.iter().map(ToString::to_string).collect::<Vec<_>>(), ["10.0.0.0/8:443", "[::1]:80"]);
+        assert_eq!(c.policy.runtime_api, Some(("169.254.100.1".parse().expect("ip"), 9001)));
+        assert!(c.kill_runtime);
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert!(problems[0].starts_with("TANDEM_GUARD_ALLOW_NET: \"bogus\" is not a network rule"), "{}", problems[0]);
+        let mut s = String::new();
+        c.describe(&mut s);
+        assert_eq!(
+            s,
+            "  guard: enforce, every 250 ms; exec allowed: /usr/bin/*, */node; net allowed: 10.0.0.0/8:443, [::1]:80 \
+             (and the Runtime API 169.254.100.1:9001); kills offenders, the runtime included\n"
+        );
+    }
+
+    #[test]
+    fn from_the_config_file() {
+        let toml =
+            "tandem_guard = \"enforce\"\n[guard]\ninterval_ms = 200\nallow_exec = [\"/usr/bin/*\", \"/bin/sh -c *\"]\n\
+                    allow_net = [\"10.0.0.0/8:443\", \"::1\"]\nkill_runtime = true\npolicy_out = \"/tmp/p.toml\"\n";
+        let env = |k: &str| match k {
+            "TANDEM_CONFIG" => Some("/etc/tandem.toml".to_owned()),
+            "TANDEM_GUARD_INTERVAL_MS" => Some("300".to_owned()),
+            _ => None,
+        };
+        let (c, problems) = crate::config::Config::load_with(env, |_| Ok(toml.to_owned()));
+        assert!(problems.is_empty(), "{problems:?}");
+        let g = c.guard;
+        assert_eq!(g.mode, Mode::Enforce);
+        assert_eq!(g.interval, Duration::from_millis(300), "the environment wins");
+        assert_eq!(g.policy.exec.iter().map(ExecPattern::as_str).collect::<Vec<_>>(), ["/usr/bin/*", "/bin/sh -c *"]);
+        assert_eq!(g.policy.net.iter().map(ToString::to_string).collect::<Vec<_>>(), ["10.0.0.0/8:443", "::1"]);
+        assert!(g.kill_runtime);
+        assert_eq!(g.policy_out, PathBuf::from("/tmp/p.toml"));
+    }
+
+    #[test]
+    fn bad_values_fall_back() {
+        let (c, problems) = load(&[
+            ("TANDEM_GUARD", "paranoid"),
+            ("TANDEM_GUARD_INTERVAL_MS", "1"),
+            ("TANDEM_GUARD_POLICY_OUT", "relative.toml"),
+        ]);
+        assert_eq!(c.mode, Mode::Off);
+        assert_eq!(c.interval, Duration::from_millis(DEFAULT_INTERVAL_MS));
+        assert_eq!(c.policy_out, PathBuf::from(DEFAULT_POLICY_OUT));
+        assert_eq!(problems.len(), 3, "{problems:?}");
+        assert!(problems[0].contains("not a guard mode"), "{}", problems[0]);
+        let (c, problems) = load(&[("TANDEM_GUARD", "learn"), ("TANDEM_GUARD_KILL_RUNTIME", "yes")]);
+        assert_eq!(c.mode, Mode::Learn);
+        assert_eq!(problems, ["TANDEM_GUARD_KILL_RUNTIME: set, but TANDEM_GUARD is learn; ignored"]);
+    }
+}
