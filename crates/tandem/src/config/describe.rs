@@ -80,6 +80,7 @@ impl Config {
             .collect();
         let _ = writeln!(s, "  resource: {}", attrs.join(", "));
         let _ = writeln!(s, "  log level: {}", self.log_level.as_str());
+        self.guard.describe(&mut s);
         s
     }
 }

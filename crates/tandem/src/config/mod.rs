@@ -28,6 +28,7 @@ pub use load::Problem;
 
 use crate::diag::level::LogLevel;
 use crate::flush::{FlushPolicy, Strategy};
+use crate::guard::GuardConfig;
 use crate::invocation::cost::{Arch, Pricing};
 use crate::invocation::CorrelatorOptions;
 use crate::rules::{Rule, Rules, DEFAULT_MAX_LINE_BYTES};
@@ -159,6 +160,8 @@ pub struct Config {
     pub memory_size_mb: Option<u64>,
     /// The `TANDEM_CONFIG` file, when one was read.
     pub config_file: Option<PathBuf>,
+    /// The security guard (`TANDEM_GUARD*`, `[guard]`).
+    pub guard: GuardConfig,
 }
 
 /// Every setting read, for the file's key check and for documentation.
@@ -204,6 +207,12 @@ pub const SETTINGS: &[(&str, &str)] = &[
     ("OTEL_EXPORTER_OTLP_TIMEOUT", "OTLP request timeout, ms (default 10000)"),
     ("OTEL_SERVICE_NAME", "service.name (default the function name)"),
     ("OTEL_RESOURCE_ATTRIBUTES", "extra resource attributes, k=v,k2=v2"),
+    ("TANDEM_GUARD", "security guard: off (default), detect, enforce, learn"),
+    ("TANDEM_GUARD_INTERVAL_MS", "guard scan period while the function runs (default 500)"),
+    ("TANDEM_GUARD_ALLOW_EXEC", "executables the function may start: globs on path or command line, comma-separated"),
+    ("TANDEM_GUARD_ALLOW_NET", "peers it may connect to: CIDR[:ports], comma-separated (default 127.0.0.1,::1)"),
+    ("TANDEM_GUARD_KILL_RUNTIME", "guard enforce may kill the runtime itself (default false)"),
+    ("TANDEM_GUARD_POLICY_OUT", "where guard learn writes its policy (default /tmp/tandem/guard-policy.toml)"),
 ];
 
 /// The spool's directory when `TANDEM_SPOOL_DIR` is not set.
@@ -455,6 +464,7 @@ fn build(l: &mut Loader<'_>, config_file: Option<PathBuf>) -> Config {
         resource,
         memory_size_mb,
         config_file,
+        guard: GuardConfig::load(l),
     };
     config.sinks = sinks(l, &mut config.http);
     config
