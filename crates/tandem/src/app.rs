@@ -62,6 +62,8 @@ struct Shared {
     policy: Mutex<FlushPolicy>,
     instance: Arc<OnceLock<String>>,
     flusher: Mutex<Option<mpsc::UnboundedSender<Cmd>>>,
+    /// The security guard (inert when off).
+    guard: crate::guard::Agent,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -89,6 +91,7 @@ impl App {
                 policy: Mutex::new(policy),
                 instance,
                 flusher: Mutex::new(None),
+                guard: crate::guard::Agent::new(&config.guard),
                 config,
             }),
         }
@@ -194,6 +197,13 @@ impl Handler for App {
         let sinks: Vec<&str> = self.shared.delivery.sinks().iter().map(|k| k.as_str()).collect();
         diag::debug(format_args!("sinks: {}; flush: {}", sinks.join(", "), self.shared.config.flush));
         *lock(&self.shared.flusher) = Some(flusher::spawn(self.shared.clone()));
+        // Findings go to the queues like the telemetry's records.
+        let shared = Arc::downgrade(&self.shared);
+        self.shared.guard.start(Arc::new(move |items| {
+            if let Some(s) = shared.upgrade() {
+                s.delivery.push(items, now_ms());
+            }
+        }));
         Ok(())
     }
 
@@ -221,6 +231,7 @@ impl Handler for App {
 
     async fn invoke(&self, event: InvokeEvent, ctx: &Context) -> Result<(), Error> {
         let s = &self.shared;
+        s.guard.invoke(&event.request_id);
         s.delivery.health().mark_due();
         let deadline_ms = event.deadline_ms;
         let (d, mode) = s.decide(|p, now, pending| p.on_invoke(now, Some(deadline_ms), pending));
@@ -249,6 +260,7 @@ impl Handler for App {
 
     async fn shutdown(&self, event: ShutdownEvent, drain: Drain, _ctx: &Context) -> Result<(), Error> {
         let s = &self.shared;
+        s.guard.stop();
         // Stop the flusher (cancelling a background flush: its records stay queued).
         let stop = lock(&s.flusher).take();
         if let Some(tx) = stop {
