@@ -1,6 +1,7 @@
 //! `cargo xtask setup`: makes available what the tests' peer programs need —
 //! bash and curl (shell peers), a Python venv at `target/venv` with a pinned
-//! awslambdaric (Python peer), and cargo-nextest. Idempotent, and quick when
+//! awslambdaric (Python peer), cargo-nextest, Node.js and pinned third-party extension
+//! layers (`target/third-party/`, from their registries). Idempotent, and quick when
 //! everything is already there.
 
 use std::path::{Path, PathBuf};
@@ -23,6 +24,7 @@ pub fn ensure() -> Result<PathBuf> {
     let mut apt = Apt::default();
     ensure_tools(&mut apt, &["bash", "curl"])?;
     let python = ensure_venv(&mut apt)?;
+    ensure_third_party(&mut apt)?;
     ensure_nextest()?;
     Ok(python)
 }
@@ -42,6 +44,48 @@ pub fn ensure_pip_tool(package: &str, version: &str, tool: &str, version_args: &
         util::run_status(&mut pip, &format!("pip install {requirement}"))?;
     }
     Ok(bin)
+}
+
+/// Third-party extensions the tests run unmodified from their layers, pinned. npm's
+/// `@serverless/aws-lambda-otel-extension-dist` ships a Lambda layer (`extension.zip`,
+/// a Node.js extension that subscribes to the Logs API at `http://sandbox:4243` and
+/// listens on `sandbox`); it is fetched at setup, never committed.
+pub const OTEL_EXTENSION_PACKAGE: &str = "@serverless/aws-lambda-otel-extension-dist";
+/// The pinned version of [`OTEL_EXTENSION_PACKAGE`].
+pub const OTEL_EXTENSION_VERSION: &str = "0.1.11";
+
+/// Where the third-party layers go: `target/third-party/<name>-<version>.zip`.
+pub fn third_party_dir() -> PathBuf {
+    util::target_dir().join("third-party")
+}
+
+/// Node.js (for the Node.js extension) and the pinned third-party layers.
+fn ensure_third_party(apt: &mut Apt) -> Result<()> {
+    if util::which("node").is_none() || util::which("npm").is_none() {
+        apt.install(&["nodejs", "npm"], "Node.js (runs a third-party extension)")?;
+    }
+    let dir = third_party_dir();
+    let layer = dir.join(format!("aws-lambda-otel-extension-{OTEL_EXTENSION_VERSION}.zip"));
+    if layer.is_file() {
+        println!("setup: {} already there", util::display(&layer));
+        return Ok(());
+    }
+    let work = dir.join("npm-pack");
+    let _ = std::fs::remove_dir_all(&work);
+    std::fs::create_dir_all(&work).map_err(|e| Failure::new(format!("cannot create {}: {e}", work.display())))?;
+    let spec = format!("{OTEL_EXTENSION_PACKAGE}@{OTEL_EXTENSION_VERSION}");
+    println!("setup: npm pack {spec}");
+    util::run_status(Command::new("npm").current_dir(&work).args(["pack", "--silent", &spec]), "npm pack")?;
+    let tarball = work.join(format!("serverless-aws-lambda-otel-extension-dist-{OTEL_EXTENSION_VERSION}.tgz"));
+    util::run_status(
+        Command::new("tar").current_dir(&work).arg("-xzf").arg(&tarball).arg("package/extension.zip"),
+        "tar (the layer out of the npm package)",
+    )?;
+    std::fs::rename(work.join("package").join("extension.zip"), &layer)
+        .map_err(|e| Failure::new(format!("cannot move the layer to {}: {e}", layer.display())))?;
+    let _ = std::fs::remove_dir_all(&work);
+    println!("setup: installed {}", util::display(&layer));
+    Ok(())
 }
 
 /// The venv's Python, creating the venv (with awslambdaric) when needed.

@@ -367,7 +367,8 @@ impl Driver {
             }
         };
         let cgroups: Vec<_> = [self.memory.procs_file(), self.freezer.procs_file()].into_iter().flatten().collect();
-        match process::spawn(&spec, self.cfg.sandbox().and_then(|s| s.entry()), source, &self.hub, self.clock, &cgroups) {
+        let sandbox = self.cfg.sandbox().and_then(|s| s.entry());
+        match process::spawn(&spec, sandbox, source, &self.hub, self.clock, &cgroups) {
             Ok(started) => {
                 let pid = started.pid;
                 self.memory.track(pid);
