@@ -9,10 +9,10 @@ use crate::guard::guarded;
 use crate::telemetry::{self, TelemetryConfig};
 use crate::{diag, Error};
 use std::future::Future;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant, SystemTime};
 use tandem_wire::error::types as et;
-use tandem_wire::extensions::{EventType, InvokeEvent, NextEvent, ShutdownEvent, ShutdownReason};
+use tandem_wire::extensions::{EventType, InvokeEvent, NextEvent, RegisterResponse, ShutdownEvent, ShutdownReason};
 use tandem_wire::telemetry::TelemetryType;
 use tandem_wire::Event;
 
@@ -76,6 +76,11 @@ impl Drain {
     }
 }
 
+/// This process's registration: an extension process registers once, and what Lambda
+/// answered describes its execution environment to any part of the process (e.g. a
+/// telemetry exporter's resource), however deep.
+static REGISTERED: OnceLock<(String, RegisterResponse)> = OnceLock::new();
+
 /// An extension to run: built with [`Extension::new`] and its setters.
 #[derive(Debug, Clone)]
 pub struct Extension {
@@ -96,12 +101,14 @@ impl Default for Extension {
 }
 
 impl Extension {
-    /// An external extension subscribed to INVOKE and SHUTDOWN, named after its executable.
+    /// An external extension subscribed to INVOKE and SHUTDOWN, named after its
+    /// executable, asking for the account id at register (see
+    /// [`Extension::with_account_id`]).
     pub fn new() -> Self {
         Self {
             name: None,
             events: vec![EventType::Invoke, EventType::Shutdown],
-            account_id: false,
+            account_id: true,
             telemetry: None,
             shutdown_margin: Duration::from_millis(100),
             report_wait: Duration::from_millis(1000),
@@ -123,10 +130,25 @@ impl Extension {
         self
     }
 
-    /// Asks for the account id in the register answer (`accountId` feature).
+    /// Asks for the account id in the register answer (`accountId` feature; the
+    /// default: Lambda answers it to any extension that asks, and telemetry needs it
+    /// for `cloud.account.id` and the function's ARN).
     pub fn with_account_id(mut self) -> Self {
         self.account_id = true;
         self
+    }
+
+    /// Does not ask for the account id at register.
+    pub fn without_account_id(mut self) -> Self {
+        self.account_id = false;
+        self
+    }
+
+    /// This process's registration, once registered: the extension identifier
+    /// Lambda gave (unique to this execution environment and stable for its life) and
+    /// the register answer (function name and version, handler, account id when asked).
+    pub fn registration() -> Option<(&'static str, &'static RegisterResponse)> {
+        REGISTERED.get().map(|(id, info)| (id.as_str(), info))
     }
 
     /// Subscribes to telemetry (see [`TelemetryConfig`]; its default is the
@@ -182,6 +204,8 @@ impl Extension {
         diag::set_prefix(&name);
         let client = Client::new(self.runtime_api.clone())?;
         let (id, info) = client.register(&name, &self.events, self.account_id).await?;
+        // The first registration of the process is the one its environment knows.
+        let _ = REGISTERED.set((id.clone(), info.clone()));
         let ctx = Context::new(id.clone(), name, info, self.skip_own_logs);
         if let Err(e) = self.start_intake(&client, &ctx, handler).await {
             return Err(fail(&client, &id, true, e).await);

@@ -48,9 +48,12 @@ pub struct OtlpSink {
     protocol: Protocol,
     gzip: bool,
     timeout: Duration,
+    /// The resource from the configuration; `resource` is it completed with the
+    /// environment's identity as far as known (`identified` tells how far).
+    base: Resource,
     resource: Resource,
     instance: Arc<OnceLock<String>>,
-    instance_set: bool,
+    identified: (bool, bool),
     targets: Vec<Target>,
     clients: Vec<Client>,
     /// What metric windows and totals were accepted so far.
@@ -104,13 +107,33 @@ impl OtlpSink {
             protocol: cfg.protocol,
             gzip: cfg.gzip,
             timeout: cfg.timeout,
+            base: resource.clone(),
             resource,
             instance,
-            instance_set: false,
+            identified: (false, false),
             targets,
             clients,
             metrics: Box::new(MetricsState::new(cfg.temporality)),
         })
+    }
+
+    /// Completes the resource once `platform.initStart` or the registration are known
+    /// (both come after the sink is built); recomputed from the configured one, so the
+    /// more precise instance id wins whenever it arrives.
+    fn identify(&mut self) {
+        let registration = tandem_sdk::Extension::registration();
+        let now = (self.instance.get().is_some(), registration.is_some());
+        if now == self.identified {
+            return;
+        }
+        self.identified = now;
+        let mut r = self.base.clone();
+        r.identify(&resource::Identity {
+            instance_id: self.instance.get().map(String::as_str),
+            extension_id: registration.map(|(id, _)| id),
+            account_id: registration.and_then(|(_, info)| info.account_id.as_deref()),
+        });
+        self.resource = r;
     }
 
     /// The per-request timeout (`OTEL_EXPORTER_OTLP_TIMEOUT`).
@@ -170,12 +193,7 @@ impl Deliver for OtlpSink {
     }
 
     async fn attempt(&mut self, batch: &mut [Entry]) -> Attempt {
-        if !self.instance_set {
-            if let Some(id) = self.instance.get() {
-                self.resource.set_instance(id);
-                self.instance_set = true;
-            }
-        }
+        self.identify();
         let mut retry: Option<Attempt> = None;
         for t in 0..self.targets.len() {
             let signal = self.targets[t].signal;

@@ -18,7 +18,7 @@ impl Resource {
     /// `cloud.provider=aws`, `cloud.platform=aws_lambda`, `cloud.region` (`AWS_REGION`),
     /// `faas.name` (`AWS_LAMBDA_FUNCTION_NAME`), `faas.version`
     /// (`AWS_LAMBDA_FUNCTION_VERSION`), `faas.instance` (`AWS_LAMBDA_LOG_STREAM_NAME`;
-    /// Lambda hides it from extensions, see [`Resource::set_instance`]), `faas.max_memory`
+    /// Lambda hides it from extensions, see [`Resource::identify`]), `faas.max_memory`
     /// (`AWS_LAMBDA_FUNCTION_MEMORY_SIZE`, in bytes), then every pair of
     /// `OTEL_RESOURCE_ATTRIBUTES` (overriding the detected values), and `service.name`:
     /// `OTEL_SERVICE_NAME`, else `service.name` of `OTEL_RESOURCE_ATTRIBUTES`, else the
@@ -83,6 +83,44 @@ impl Resource {
         }
     }
 
+    /// Completes the resource with what the execution environment told the extension
+    /// after it started (each only where the environment or `OTEL_RESOURCE_ATTRIBUTES`
+    /// did not name it already):
+    /// - `faas.instance`: `platform.initStart`'s `instanceId`, else the extension
+    ///   identifier Lambda gave at register, which is unique to the execution
+    ///   environment and stable for its life (the log stream name the OpenTelemetry
+    ///   Lambda detectors use is hidden from extensions);
+    /// - `cloud.account.id`: the register answer's `accountId`;
+    /// - `cloud.resource_id`: the function's ARN, with its version unless `$LATEST`
+    ///   (the semantic conventions' rule: the ARN without alias, with the version).
+    pub fn identify(&mut self, who: &Identity<'_>) {
+        if let Some(i) = who.instance_id.or(who.extension_id).filter(|i| !i.is_empty()) {
+            self.set_instance(i);
+        }
+        let Some(account) = who.account_id.filter(|a| !a.is_empty()) else { return };
+        if self.get_str("cloud.account.id").is_none() {
+            self.set_str("cloud.account.id", account);
+        }
+        if self.get_str("cloud.resource_id").is_some() {
+            return;
+        }
+        if let (Some(region), Some(function)) = (self.get_str("cloud.region"), self.get_str("faas.name")) {
+            let partition = if region.starts_with("cn-") {
+                "aws-cn"
+            } else if region.starts_with("us-gov-") {
+                "aws-us-gov"
+            } else {
+                "aws"
+            };
+            let mut arn = format!("arn:{partition}:lambda:{region}:{account}:function:{function}");
+            if let Some(v) = self.get_str("faas.version").filter(|v| *v != "$LATEST") {
+                arn.push(':');
+                arn.push_str(v);
+            }
+            self.set_str("cloud.resource_id", &arn);
+        }
+    }
+
     /// A string attribute's value.
     pub fn get_str(&self, key: &str) -> Option<&str> {
         self.attributes.iter().find(|kv| kv.key == key).and_then(|kv| match &kv.value {
@@ -105,6 +143,18 @@ impl Resource {
     pub(crate) fn to_proto(&self) -> OtlpResource {
         OtlpResource { attributes: self.attributes.clone(), dropped_attributes_count: 0, entity_refs: Vec::new() }
     }
+}
+
+/// What the execution environment told the extension after it started (see
+/// [`Resource::identify`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Identity<'a> {
+    /// `platform.initStart`'s `instanceId`.
+    pub instance_id: Option<&'a str>,
+    /// The extension identifier of the register answer.
+    pub extension_id: Option<&'a str>,
+    /// The register answer's `accountId`.
+    pub account_id: Option<&'a str>,
 }
 
 /// Parses the `key=value,key2=value2` lists of `OTEL_RESOURCE_ATTRIBUTES` and

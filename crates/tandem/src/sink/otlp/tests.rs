@@ -270,7 +270,8 @@ fn cold_start_span_tree() {
     assert_eq!(root.trace_id, xray_to_trace_id(XRAY).unwrap().to_vec());
     assert_eq!(root.parent_span_id, vec![0x54, 0x56, 0x5f, 0xb4, 0x1a, 0xc7, 0x96, 0x32]);
     assert_eq!(root.flags, SPAN_FLAG_SAMPLED | SPAN_FLAG_HAS_IS_REMOTE | SPAN_FLAG_IS_REMOTE);
-    assert_eq!(root.start_time_unix_nano, 1_704_067_200_000_000_000);
+    // The cold start's root covers its init, which began before the invocation.
+    assert_eq!(root.start_time_unix_nano, 1_704_067_199_800_000_000);
     assert_eq!(root.end_time_unix_nano, 1_704_067_200_100_250_000);
     let st = root.status.as_ref().unwrap();
     assert_eq!((st.code, st.message.as_str()), (status::StatusCode::Error as i32, "Handler.Error"));
@@ -282,6 +283,12 @@ fn cold_start_span_tree() {
         assert_eq!(child.trace_id, root.trace_id);
         assert_eq!(child.kind, span::SpanKind::Internal as i32);
         assert_ne!(child.span_id, root.span_id);
+        assert!(
+            root.start_time_unix_nano <= child.start_time_unix_nano
+                && child.end_time_unix_nano <= root.end_time_unix_nano,
+            "{} lies inside its parent",
+            child.name
+        );
     }
     let init = &spans[1];
     assert_eq!(init.start_time_unix_nano, 1_704_067_199_800_000_000);
@@ -297,6 +304,7 @@ fn cold_start_span_tree() {
     let warm = invocation_spans(&invocation(false, "success"), "checkout");
     assert_eq!(warm.iter().map(|s| s.name.as_str()).collect::<Vec<_>>(), ["checkout", "runtime", "extension_overhead"]);
     assert!(warm[0].status.is_none());
+    assert_eq!(warm[0].start_time_unix_nano, 1_704_067_200_000_000_000, "a warm root starts with the invocation");
 }
 
 fn metric<'a>(req: &'a ExportMetricsServiceRequest, name: &str) -> Option<&'a Metric> {
@@ -398,7 +406,10 @@ fn otlp_json_is_camel_case_with_hex_ids_and_round_trips() {
     assert_eq!(span["parentSpanId"], "54565fb41ac79632");
     assert_eq!(span["spanId"].as_str().unwrap().len(), 16);
     assert_eq!(span["kind"], 2, "enums are numbers");
-    assert_eq!(span["startTimeUnixNano"], "1704067200000000000", "64-bit integers are strings");
+    assert_eq!(
+        span["startTimeUnixNano"], "1704067199800000000",
+        "64-bit integers are strings (the cold root starts with init)"
+    );
     assert_eq!(span["status"]["code"], 2);
     assert_eq!(v["resourceSpans"][0]["resource"]["attributes"][0]["value"]["stringValue"], "aws");
     let back: ExportTraceServiceRequest = serde_json::from_slice(&body).unwrap();
@@ -541,4 +552,34 @@ fn cumulative_preference_sends_totals_since_the_first_window() {
         }
         other => panic!("{other:?}"),
     }
+}
+
+#[test]
+fn the_environment_identity_completes_the_resource() {
+    let ext = "6ef2c2d4-9a3c-4b1f-8d6e-2f4b9f3f0a11";
+    let mut r = lambda_env();
+    r.identify(&Identity { instance_id: None, extension_id: Some(ext), account_id: Some("012345678912") });
+    assert_eq!(r.get_str("faas.instance"), Some(ext), "the extension id stands in for the hidden log stream");
+    assert_eq!(r.get_str("cloud.account.id"), Some("012345678912"));
+    assert_eq!(r.get_str("cloud.resource_id"), Some("arn:aws:lambda:eu-west-1:012345678912:function:checkout"));
+    // initStart's instanceId wins over the extension id; a published version is in the ARN.
+    let mut r = Resource::from_env(env(&[
+        ("AWS_REGION", "cn-north-1"),
+        ("AWS_LAMBDA_FUNCTION_NAME", "checkout"),
+        ("AWS_LAMBDA_FUNCTION_VERSION", "7"),
+    ]));
+    r.identify(&Identity { instance_id: Some("i-1"), extension_id: Some(ext), account_id: Some("1") });
+    assert_eq!(r.get_str("faas.instance"), Some("i-1"));
+    assert_eq!(r.get_str("cloud.resource_id"), Some("arn:aws-cn:lambda:cn-north-1:1:function:checkout:7"));
+    // What OTEL_RESOURCE_ATTRIBUTES names is kept; without an account there is no ARN.
+    let mut r = Resource::from_env(env(&[
+        ("AWS_REGION", "eu-west-1"),
+        ("AWS_LAMBDA_FUNCTION_NAME", "checkout"),
+        ("OTEL_RESOURCE_ATTRIBUTES", "cloud.account.id=999,faas.instance=mine"),
+    ]));
+    r.identify(&Identity { instance_id: Some("i-1"), extension_id: None, account_id: Some("1") });
+    assert_eq!((r.get_str("cloud.account.id"), r.get_str("faas.instance")), (Some("999"), Some("mine")));
+    let mut r = lambda_env();
+    r.identify(&Identity { instance_id: None, extension_id: Some(ext), account_id: None });
+    assert_eq!((r.get_str("cloud.account.id"), r.get_str("cloud.resource_id")), (None, None));
 }

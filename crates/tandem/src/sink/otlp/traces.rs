@@ -16,7 +16,8 @@ pub(crate) const SPAN_FLAG_IS_REMOTE: u32 = 0x200;
 /// The spans of one invocation: a SERVER span named after the function (status ERROR
 /// with the error type as message when the invocation failed), and children `init` (or
 /// `restore`, cold starts), `runtime` (the function's execution) and
-/// `extension_overhead` (post-runtime extension time, when non-zero). Its parent is
+/// `extension_overhead` (post-runtime extension time, when non-zero); the SERVER span
+/// covers its children (on a cold start it starts with `init`). Its parent is
 /// Lambda's invocation span (`tracing.spanId`) or the X-Ray `Parent`, when traced.
 pub fn invocation_spans(inv: &Invocation, function_name: &str) -> Vec<Span> {
     let id = inv.request_id.as_str();
@@ -125,6 +126,14 @@ pub fn invocation_spans(inv: &Invocation, function_name: &str) -> Vec<Span> {
     if post > 0.0 {
         spans.push(child("extension_overhead", runtime_end, runtime_end + dur_ns(post), Vec::new(), None));
     }
+    // A child lies inside its parent: on a cold start the root begins with `init`, as
+    // X-Ray draws Lambda's Initialization inside the function's segment; one trace
+    // then shows the whole cold start in a waterfall, which a separate linked span
+    // would not (most backends render links as a side note, if at all).
+    let (first, last) =
+        spans[1..].iter().fold((start, end), |(a, b), s| (a.min(s.start_time_unix_nano), b.max(s.end_time_unix_nano)));
+    spans[0].start_time_unix_nano = first;
+    spans[0].end_time_unix_nano = last;
     spans
 }
 
