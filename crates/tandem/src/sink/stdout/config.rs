@@ -3,7 +3,7 @@
 //! checks against CloudWatch's rules, their loading and their `check-config` line.
 //! The settings type is the encoder's [`EmfOptions`]. Pure.
 
-use super::encode::{check_dimension_name, EmfOptions, MAX_DIMENSIONS_PER_SET};
+use super::encode::{check_dimension_name, check_dimension_value, EmfOptions, MAX_DIMENSIONS_PER_SET};
 use crate::config::load::Loader;
 use crate::sink::otlp::resource::parse_key_values;
 use std::fmt::Write as _;
@@ -31,11 +31,8 @@ pub(crate) fn load(l: &mut Loader<'_>) -> EmfOptions {
         for (name, value) in pairs {
             if let Err(why) = check_dimension_name(&name) {
                 l.problem("TANDEM_EMF_DIMENSIONS", format!("{why}; dimension {name:?} skipped"));
-            } else if value.is_empty() || value.len() > 1024 {
-                l.problem(
-                    "TANDEM_EMF_DIMENSIONS",
-                    format!("dimension {name:?} needs a value of 1 to 1024 characters; skipped"),
-                );
+            } else if let Err(why) = check_dimension_value(&value) {
+                l.problem("TANDEM_EMF_DIMENSIONS", format!("dimension {name:?} needs {why}; skipped"));
             } else if emf.dimensions.iter().any(|(n, _)| *n == name) {
                 l.problem("TANDEM_EMF_DIMENSIONS", format!("dimension {name:?} given twice; the first is kept"));
             } else if emf.dimensions.len() + 1 >= MAX_DIMENSIONS_PER_SET {
@@ -76,4 +73,26 @@ fn valid_namespace(ns: &str) -> Result<(), &'static str> {
         return Err("must not start with AWS/ (reserved for AWS)");
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::config::Config;
+
+    #[test]
+    fn a_dimension_value_cloudwatch_would_reject_is_reported_and_dropped() {
+        let dims = "Team=caf%C3%A9,Tab=a%09b,Blank=%20%20,Env=prod";
+        let (cfg, problems) = Config::load_with(
+            |k| (k == "TANDEM_EMF_DIMENSIONS").then(|| dims.to_owned()),
+            |_| Err(std::io::Error::from(std::io::ErrorKind::NotFound)),
+        );
+        assert_eq!(cfg.emf.dimensions, vec![("Env".to_owned(), "prod".to_owned())]);
+        for name in ["Team", "Tab", "Blank"] {
+            assert!(
+                problems.iter().any(|p| p.key == "TANDEM_EMF_DIMENSIONS" && p.message.contains(&format!("{name:?}"))),
+                "{name}: {problems:?}"
+            );
+        }
+        assert!(!problems.iter().any(|p| p.message.contains("café")), "values are never quoted");
+    }
 }

@@ -90,8 +90,12 @@ impl Default for EmfOptions {
     }
 }
 
-/// Checks a configured dimension name: 1 to 255 printable ASCII characters, not starting
-/// with `:`, not one of [`RESERVED_NAMES`].
+/// The longest dimension value CloudWatch accepts.
+pub const MAX_DIMENSION_VALUE_LEN: usize = 1024;
+
+/// Checks a configured dimension name as CloudWatch does: 1 to 255 ASCII characters
+/// without control characters, at least one not a space, not starting with `:`, and
+/// not one of [`RESERVED_NAMES`].
 pub fn check_dimension_name(name: &str) -> Result<(), String> {
     if name.is_empty() || name.len() > 255 {
         return Err("a dimension name must be 1 to 255 characters".into());
@@ -99,8 +103,27 @@ pub fn check_dimension_name(name: &str) -> Result<(), String> {
     if !name.bytes().all(|c| (0x20..0x7f).contains(&c)) || name.starts_with(':') {
         return Err("a dimension name must be printable ASCII and not start with ':'".into());
     }
+    if name.trim().is_empty() {
+        return Err("a dimension name must hold a character that is not a space".into());
+    }
     if RESERVED_NAMES.contains(&name) {
         return Err(format!("{name:?} is a name the EMF document already uses"));
+    }
+    Ok(())
+}
+
+/// Checks a dimension value as CloudWatch does (a document with another one is
+/// rejected whole): 1 to 1024 ASCII characters, no control character, at least one not a
+/// space. The error (what a valid value is) never quotes the value.
+pub fn check_dimension_value(value: &str) -> Result<(), String> {
+    if value.is_empty() || value.len() > MAX_DIMENSION_VALUE_LEN {
+        return Err(format!("a value of 1 to {MAX_DIMENSION_VALUE_LEN} characters"));
+    }
+    if !value.bytes().all(|c| (0x20..0x7f).contains(&c)) {
+        return Err("an ASCII value without control characters".into());
+    }
+    if value.trim().is_empty() {
+        return Err("a value with a character that is not a space".into());
     }
     Ok(())
 }
@@ -517,6 +540,17 @@ mod tests {
         assert!(check_dimension_name("FunctionName").is_err());
         assert!(check_dimension_name(":x").is_err());
         assert!(check_dimension_name("naïve").is_err());
+    }
+
+    #[test]
+    fn dimension_values_are_checked_as_cloudwatch_does() {
+        assert!(check_dimension_value("prod").is_ok());
+        assert!(check_dimension_value(&"x".repeat(1024)).is_ok());
+        for bad in ["", "   ", "caf\u{e9}", "a\tb", "line\nbreak", "nul\0", "\u{7f}"] {
+            assert!(check_dimension_value(bad).is_err(), "{bad:?}");
+        }
+        assert!(check_dimension_value(&"x".repeat(1025)).is_err());
+        assert!(check_dimension_name("  ").is_err());
     }
 
     #[test]

@@ -10,6 +10,8 @@
 
 pub mod config;
 pub mod encode;
+#[cfg(test)]
+mod spec_tests;
 
 use super::{Attempt, Deliver};
 use crate::config::Config;
