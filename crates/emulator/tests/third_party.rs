@@ -15,20 +15,9 @@
 mod common;
 
 use common::*;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use tandem_emulator::{Environment, Observation};
 use tandem_wire::NextEvent;
-
-fn write_zip(path: &Path, entries: &[(&str, Vec<u8>, u32)]) {
-    let mut w = zip::ZipWriter::new(std::fs::File::create(path).expect("create the zip"));
-    for (name, body, mode) in entries {
-        let opts = zip::write::SimpleFileOptions::default().unix_permissions(*mode);
-        w.start_file(*name, opts).expect("start a zip entry");
-        w.write_all(body).expect("write a zip entry");
-    }
-    w.finish().expect("finish the zip");
-}
 
 /// A third-party layer installed by `cargo xtask setup` under `target/third-party/`.
 fn third_party_layer(file: &str) -> PathBuf {
@@ -181,10 +170,16 @@ while True:
 "#;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn python_extension_binding_sandbox_localdomain_runs_from_a_layer_zip() {
+async fn python_extension_binding_sandbox_localdomain_runs_from_a_layer() {
     let dir = TempDir::new();
-    let layer = dir.join("py-layer.zip");
-    write_zip(&layer, &[("extensions/py-sandbox-ext", PY_EXTENSION.as_bytes().to_vec(), 0o755)]);
+    let layer = dir.join("py-layer");
+    std::fs::create_dir_all(layer.join("extensions")).expect("mkdir");
+    let ext = layer.join("extensions/py-sandbox-ext");
+    std::fs::write(&ext, PY_EXTENSION).expect("write the extension");
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&ext, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    }
     let mut cfg = config(vec!["/var/task/bootstrap".into()]);
     cfg.layers = vec![layer];
     cfg.code = Some(code_dir(&dir));
