@@ -46,7 +46,7 @@ fn main() -> ExitCode {
             println!("tandem {}", env!("CARGO_PKG_VERSION"));
             ExitCode::SUCCESS
         }
-        ["--help" | "-h" | "help"] => {
+        ["--help" | "-h" | "help"] | ["check-config", "--help" | "-h"] => {
             print!("{}", help());
             ExitCode::SUCCESS
         }

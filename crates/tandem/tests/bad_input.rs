@@ -107,3 +107,35 @@ async fn a_backtracking_rule_on_a_mib_line_costs_the_function_nothing() {
     assert!(long_ones >= 3, "{long_ones} long lines of {} messages", messages.len());
     let _ = std::fs::remove_dir_all(dir);
 }
+
+#[test]
+fn check_config_names_unknown_variables_and_refuses_a_directory() {
+    let dir = tempdir("check-unknown");
+    let path = dir.display().to_string();
+    let run = std::process::Command::new(tandem_bin())
+        .arg("check-config")
+        .env_clear()
+        .envs([("TANDEM_SNIKS", "file"), ("TANDEM_SINKS", "file"), ("TANDEM_FILE_PATH", path.as_str())])
+        .output()
+        .expect("run tandem check-config");
+    let out = String::from_utf8_lossy(&run.stdout);
+    assert_eq!(run.status.code(), Some(1), "{out}");
+    assert!(
+        out.contains("problem: TANDEM_SNIKS: not a setting tandem knows (did you mean TANDEM_SINKS?); ignored"),
+        "{out}"
+    );
+    assert!(
+        out.contains(&format!(
+            "problem: TANDEM_FILE_PATH: {path} is a directory, not a file; the file sink is dropped"
+        )),
+        "{out}"
+    );
+    assert!(out.contains("sinks: stdout"), "{out}");
+    for args in [&["check-config", "--help"][..], &["check-config", "-h"], &["--help"], &["-h"]] {
+        let h = std::process::Command::new(tandem_bin()).args(args).output().expect("run tandem");
+        assert!(h.status.success(), "{args:?}");
+        let text = String::from_utf8_lossy(&h.stdout);
+        assert!(text.contains("Usage:") && text.contains("tandem check-config"), "{args:?}: {text}");
+    }
+    let _ = std::fs::remove_dir_all(dir);
+}

@@ -55,8 +55,22 @@ impl Config {
         );
         let _ =
             writeln!(s, "  telemetry: {}", self.log_types.iter().map(|t| t.as_str()).collect::<Vec<_>>().join(", "));
-        let rules: Vec<String> = self.rules.iter().map(|r| format!("{} {:?}", r.kind.as_str(), r.name)).collect();
-        let _ = writeln!(s, "  rules: {}", if rules.is_empty() { "none".into() } else { rules.join(", ") });
+        // Only the rules that compile are active; the others are said to be skipped.
+        let (active, skipped): (Vec<_>, Vec<_>) = self.rules.iter().partition(|r| r.pattern_error().is_none());
+        let names = |rules: &[&crate::rules::Rule]| {
+            rules.iter().map(|r| format!("{} {:?}", r.kind.as_str(), r.name)).collect::<Vec<_>>().join(", ")
+        };
+        let _ = writeln!(
+            s,
+            "  rules: {}{}{}",
+            if active.is_empty() { "none".into() } else { names(&active) },
+            if active.is_empty() {
+                String::new()
+            } else {
+                format!(", on the first {} of a line", human_bytes(self.rules_max_line_bytes as u64))
+            },
+            if skipped.is_empty() { String::new() } else { format!(" (skipped, invalid: {})", names(&skipped)) }
+        );
         let _ = writeln!(
             s,
             "  pricing: {}, {} USD/GB-s + {} USD/request{}",

@@ -57,12 +57,14 @@ pub(crate) struct Loader<'a> {
     file: BTreeMap<String, String>,
     file_path: Option<String>,
     problems: Vec<Problem>,
+    /// Every name asked for: with `SETTINGS`, what counts as a known variable.
+    asked: std::cell::RefCell<std::collections::BTreeSet<String>>,
 }
 
 impl<'a> Loader<'a> {
     /// A loader reading variables through `env`, with no file yet.
     pub(crate) fn new(env: &'a dyn Fn(&str) -> Option<String>) -> Loader<'a> {
-        Loader { env, file: BTreeMap::new(), file_path: None, problems: Vec::new() }
+        Loader { env, file: BTreeMap::new(), file_path: None, problems: Vec::new(), asked: Default::default() }
     }
 
     /// Whether a `TANDEM_CONFIG` file was read.
@@ -76,6 +78,9 @@ impl<'a> Loader<'a> {
     }
 
     fn raw(&self, key: &str) -> Option<(String, Origin)> {
+        if !self.asked.borrow().contains(key) {
+            self.asked.borrow_mut().insert(key.to_owned());
+        }
         if let Some(v) = (self.env)(key).filter(|v| !v.trim().is_empty()) {
             return Some((v, Origin::Env));
         }
@@ -212,6 +217,54 @@ impl<'a> Loader<'a> {
             }
         }
     }
+}
+
+impl Loader<'_> {
+    /// Reports each of `names` (the environment's variable names) that looks like a
+    /// tandem or OTLP exporter setting (`TANDEM_*`, `OTEL_EXPORTER_OTLP_*`) but is none
+    /// that was read or that `known` lists, with the closest known name: a typo must
+    /// not pass for a setting silently.
+    pub(crate) fn unknown_variables(&mut self, names: &[String], known: &[&str]) {
+        let asked = self.asked.borrow().clone();
+        let known: Vec<&str> = known.iter().copied().chain(asked.iter().map(String::as_str)).collect();
+        for name in names {
+            let ours = name.starts_with("TANDEM_") || name.starts_with("OTEL_EXPORTER_OTLP_");
+            if !ours || known.contains(&name.as_str()) || (self.env)(name).is_none() {
+                continue;
+            }
+            let closest = known
+                .iter()
+                .map(|k| (edit_distance(name, k), *k))
+                .filter(|(d, _)| *d <= 3)
+                .min()
+                .map_or(String::new(), |(_, k)| format!(" (did you mean {k}?)"));
+            self.problems
+                .push(Problem { key: name.clone(), message: format!("not a setting tandem knows{closest}; ignored") });
+        }
+    }
+}
+
+/// Edits (insertions, deletions, substitutions, swaps of two neighbours) from `a` to `b`.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let (a, b): (Vec<char>, Vec<char>) = (a.chars().collect(), b.chars().collect());
+    let mut d = vec![vec![0usize; b.len() + 1]; a.len() + 1];
+    for (i, row) in d.iter_mut().enumerate() {
+        row[0] = i;
+    }
+    for (j, cell) in d[0].iter_mut().enumerate() {
+        *cell = j;
+    }
+    for i in 1..=a.len() {
+        for j in 1..=b.len() {
+            let cost = usize::from(a[i - 1] != b[j - 1]);
+            let mut best = (d[i - 1][j] + 1).min(d[i][j - 1] + 1).min(d[i - 1][j - 1] + cost);
+            if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
+                best = best.min(d[i - 2][j - 2] + 1);
+            }
+            d[i][j] = best;
+        }
+    }
+    d[a.len()][b.len()]
 }
 
 /// Parses `123`, `64KiB`, `4MiB`, `1GiB`, `10KB`, `5MB`, `1GB`, `4k`, `4m`, `1g`.

@@ -215,6 +215,11 @@ pub const SETTINGS: &[(&str, &str)] = &[
     ("TANDEM_GUARD_POLICY_OUT", "where guard learn writes its policy (default /tmp/tandem/guard-policy.toml)"),
 ];
 
+/// Settings read outside this loader, by parts with their own tables (the secrets
+/// cache, `secrets/settings.rs`, and `tandem wrap`), known to the unknown-variable check.
+const READ_ELSEWHERE: &[&str] =
+    &["TANDEM_SECRETS", "TANDEM_SECRETS_STALE_IF_ERROR_S", "TANDEM_PREFETCH", "TANDEM_SECRET_ENV"];
+
 /// The spool's directory when `TANDEM_SPOOL_DIR` is not set.
 pub const DEFAULT_SPOOL_DIR: &str = "/tmp/tandem/spool";
 
@@ -227,13 +232,40 @@ impl Default for Config {
 impl Config {
     /// Loads from the process's view of things: `get` reads a variable, and the
     /// `TANDEM_CONFIG` file (if named) is read from disk.
+    /// Variables named like settings (`TANDEM_*`, `OTEL_EXPORTER_OTLP_*`) that are none
+    /// are reported, with the closest name, and a `file` sink path that is a directory
+    /// drops that sink.
     pub fn load(get: impl Fn(&str) -> Option<String>) -> (Config, Vec<Problem>) {
-        Config::load_with(get, read_config_file)
+        let names: Vec<String> = std::env::vars_os().filter_map(|(k, _)| k.into_string().ok()).collect();
+        let (mut config, mut problems) = Config::load_checked(get, &names, read_config_file);
+        if config.has_sink(SinkKind::File) && config.file.path.is_dir() {
+            problems.push(Problem {
+                key: "TANDEM_FILE_PATH".into(),
+                message: format!("{} is a directory, not a file; the file sink is dropped", config.file.path.display()),
+            });
+            config.sinks.retain(|k| *k != SinkKind::File);
+            if config.sinks.is_empty() {
+                problems
+                    .push(Problem { key: "TANDEM_SINKS".into(), message: "no usable sink left; using stdout".into() });
+                config.sinks.push(SinkKind::Stdout);
+            }
+        }
+        (config, problems)
     }
 
     /// Loads with an explicit file reader (for tests and `check-config`).
     pub fn load_with(
         get: impl Fn(&str) -> Option<String>,
+        read_file: impl Fn(&Path) -> io::Result<String>,
+    ) -> (Config, Vec<Problem>) {
+        Config::load_checked(get, &[], read_file)
+    }
+
+    /// Like [`Config::load_with`], also reporting each of `names` (the environment's
+    /// variable names) that looks like a setting but is none.
+    pub fn load_checked(
+        get: impl Fn(&str) -> Option<String>,
+        names: &[String],
         read_file: impl Fn(&Path) -> io::Result<String>,
     ) -> (Config, Vec<Problem>) {
         let mut l = Loader::new(&get);
@@ -243,6 +275,8 @@ impl Config {
         }
         let read = config_file.filter(|_| l.read_file());
         let config = build(&mut l, read);
+        let known: Vec<&str> = SETTINGS.iter().map(|(k, _)| *k).chain(READ_ELSEWHERE.iter().copied()).collect();
+        l.unknown_variables(names, &known);
         (config, l.into_problems())
     }
 

@@ -446,3 +446,41 @@ fn the_file_read_is_bounded_and_regular() {
     );
     let _ = std::fs::remove_dir_all(dir);
 }
+
+#[test]
+fn unknown_variables_are_reported_with_the_closest_name() {
+    let vars = [
+        ("TANDEM_SNIKS", "file"),
+        ("OTEL_EXPORTER_OTLP_ENDPOIN", "http://x"),
+        ("TANDEM_SINKS", "stdout"),
+        ("TANDEM_ZZZZZZZZZZZZ", "1"),
+        ("TANDEM_PREFETCH", "ssm:/a"),
+        ("PATH", "/bin"),
+        ("TANDEM_EMPTY", ""),
+    ];
+    let names: Vec<String> = vars.iter().map(|(k, _)| k.to_string()).collect();
+    let get = env(&vars);
+    let (c, problems) = Config::load_checked(|k| get(k).filter(|v| !v.is_empty()), &names, no_file);
+    assert_eq!(c.sinks, vec![SinkKind::Stdout]);
+    assert_eq!(
+        problems.iter().map(Problem::to_string).collect::<Vec<_>>(),
+        vec![
+            "TANDEM_SNIKS: not a setting tandem knows (did you mean TANDEM_SINKS?); ignored",
+            "OTEL_EXPORTER_OTLP_ENDPOIN: not a setting tandem knows (did you mean OTEL_EXPORTER_OTLP_ENDPOINT?); ignored",
+            "TANDEM_ZZZZZZZZZZZZ: not a setting tandem knows; ignored",
+        ]
+    );
+}
+
+#[test]
+fn describe_lists_only_the_rules_that_apply() {
+    let (c, _) = load(&[(
+        "TANDEM_RULES",
+        r#"[{"kind":"mask","name":"cards","pattern":"\\d{16}"},{"kind":"exclude","name":"broken","pattern":"("}]"#,
+    )]);
+    let d = c.describe();
+    assert!(
+        d.contains("  rules: mask \"cards\", on the first 256KiB of a line (skipped, invalid: exclude \"broken\")\n"),
+        "{d}"
+    );
+}
