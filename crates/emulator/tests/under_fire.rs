@@ -1,7 +1,8 @@
 //! The emulator under bad input (issue 11): a truncated function response fails the
 //! invocation, a response body to an unknown request id is refused before it is read,
 //! slow clients are dropped at the header timeout and connections beyond a limit are
-//! refused, on the Runtime/Extensions API and on the Invoke API.
+//! refused, on the Runtime/Extensions API and on the Invoke API; a subscriber's answer
+//! is read only as far as an acknowledgement needs.
 
 mod common;
 
@@ -176,4 +177,30 @@ async fn connections_beyond_the_limit_are_refused_and_idle_ones_dropped() {
     invoke_ok(&env, "{}").await;
     server.abort();
     shutdown(&env).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_subscriber_answering_with_an_endless_body_loses_its_connection_not_its_telemetry() {
+    let dir = TempDir::new();
+    let endless = Ext::probe(
+        &dir,
+        "endless",
+        &[("PROBE_ENDLESS_ANSWER", "1"), ("PROBE_TIMEOUT_MS", "25"), ("PROBE_SHUTDOWN_LINGER_MS", "300")],
+    );
+    let mut cfg = echo_config();
+    cfg.extensions = vec![endless.path()];
+    let env = start(cfg).await;
+    for i in 0..3 {
+        invoke_ok(&env, &format!(r#"{{"log":["endless line {i}"],"sleep_ms":60}}"#)).await;
+    }
+    // No answer is ever read to its end; an emulator reading it unbounded would stay
+    // stuck on the first batch and never deliver the later invocations' lines.
+    poll(Duration::from_secs(20), "the last invocation's line delivered", || {
+        let lines = endless.probe_output().of_type("function");
+        lines.iter().any(|e| e["record"].as_str().is_some_and(|r| r.contains("endless line 2"))).then_some(())
+    })
+    .await;
+    shutdown(&env).await;
+    let batches = endless.probe_output().batches().len();
+    assert!(batches >= 2, "deliveries went on after an endless answer: {batches} batches");
 }

@@ -33,6 +33,8 @@
 //!   only): a subscriber that hangs.
 //! - `PROBE_LOG_PER_BATCH=1`: print one line to stdout per batch received (with
 //!   `extension` in `PROBE_TYPES`, each batch causes the next one).
+//! - `PROBE_ENDLESS_ANSWER=1`: record each batch, then answer 200 with a chunked body
+//!   that never ends (HTTP only): a subscriber whose answer cannot be read to its end.
 //!
 //! Output lines (each one JSON object, written with one `write`):
 //! - `{"registered":id,"name":..,"port":..}`
@@ -119,6 +121,7 @@ struct Settings {
     host: String,
     never_answer: bool,
     log_per_batch: bool,
+    endless_answer: bool,
 }
 
 fn var(name: &str) -> Option<String> {
@@ -183,6 +186,7 @@ impl Settings {
             host: var("PROBE_HOST").unwrap_or_else(|| "sandbox.localdomain".into()),
             never_answer: var("PROBE_NEVER_ANSWER").as_deref() == Some("1"),
             log_per_batch: var("PROBE_LOG_PER_BATCH").as_deref() == Some("1"),
+            endless_answer: var("PROBE_ENDLESS_ANSWER").as_deref() == Some("1"),
         }
     }
 }
@@ -337,6 +341,55 @@ async fn serve_http(listener: TcpListener, st: Arc<State>) {
             let service = service_fn(move |req| handle_batch(req, st.clone()));
             // The platform hanging up (at shutdown) ends only this connection.
             let _ = http1::Builder::new().serve_connection(TokioIo::new(stream), service).await;
+        });
+    }
+}
+
+/// `PROBE_ENDLESS_ANSWER`: HTTP by hand, since the answer is a body that never ends.
+/// Each request (headers, then `Content-Length` bytes) is recorded as a batch, then
+/// answered 200 with 64 KiB chunks until the platform hangs up.
+async fn serve_endless(listener: TcpListener, st: Arc<State>) {
+    use tokio::io::AsyncWriteExt;
+    loop {
+        let Ok((mut stream, _)) = listener.accept().await else { continue };
+        let st = st.clone();
+        tokio::spawn(async move {
+            let mut buf = Vec::new();
+            let mut chunk = [0u8; 8192];
+            let (head_end, length) = loop {
+                if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                    let head = String::from_utf8_lossy(&buf[..end]).to_ascii_lowercase();
+                    let length = head
+                        .lines()
+                        .find_map(|l| l.strip_prefix("content-length:"))
+                        .and_then(|v| v.trim().parse::<usize>().ok())
+                        .unwrap_or(0);
+                    break (end + 4, length);
+                }
+                match stream.read(&mut chunk).await {
+                    Ok(0) | Err(_) => return,
+                    Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                }
+            };
+            while buf.len() < head_end + length {
+                match stream.read(&mut chunk).await {
+                    Ok(0) | Err(_) => return,
+                    Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                }
+            }
+            let events = match serde_json::from_slice::<Value>(&buf[head_end..head_end + length]) {
+                Ok(Value::Array(events)) => events,
+                _ => Vec::new(),
+            };
+            st.accept(events, epoch_ms());
+            let head = b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ntransfer-encoding: chunked\r\n\r\n";
+            if stream.write_all(head).await.is_err() {
+                return;
+            }
+            let mut piece = format!("{:x}\r\n", 64 * 1024).into_bytes();
+            piece.extend(std::iter::repeat_n(b' ', 64 * 1024));
+            piece.extend_from_slice(b"\r\n");
+            while stream.write_all(&piece).await.is_ok() {}
         });
     }
 }
@@ -568,6 +621,7 @@ async fn main() {
         port =
             listener.local_addr().unwrap_or_else(|e| fail(&format!("no local address for the listener: {e}"))).port();
         match s.protocol {
+            Proto::Http if s.endless_answer => tokio::spawn(serve_endless(listener, state.clone())),
             Proto::Http => tokio::spawn(serve_http(listener, state.clone())),
             Proto::Tcp => tokio::spawn(serve_tcp(listener, state.clone())),
         };
