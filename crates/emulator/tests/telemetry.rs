@@ -454,7 +454,9 @@ async fn timeout_out_of_memory_and_crash_are_visible_in_runtime_done_and_report(
     let dir = TempDir::new();
     let probe = Ext::probe(&dir, "probe-ext", &[("PROBE_TYPES", "platform")]);
     let mut cfg = echo_config();
-    cfg.timeout = Duration::from_secs(1);
+    // Long enough that a loaded machine still meets the memory limit before the timeout
+    // (allocating 200 MB under a 128 MB limit took over 1 s there).
+    cfg.timeout = Duration::from_secs(3);
     cfg.memory_mb = 128;
     cfg.extensions = vec![probe.path()];
     let env = start(cfg).await;
