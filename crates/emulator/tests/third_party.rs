@@ -15,7 +15,7 @@
 mod common;
 
 use common::*;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use tandem_emulator::{Environment, Observation};
 use tandem_wire::NextEvent;
 
