@@ -24,6 +24,7 @@ pub fn ensure() -> Result<PathBuf> {
     let mut apt = Apt::default();
     ensure_tools(&mut apt, &["bash", "curl"])?;
     let python = ensure_venv(&mut apt)?;
+    ensure_standards_checkers(&python)?;
     ensure_third_party(&mut apt)?;
     ensure_nextest()?;
     Ok(python)
@@ -182,6 +183,21 @@ fn base_python(apt: &mut Apt) -> Result<String> {
         "`{base} -m venv` is unavailable: install Python 3 with its venv module \
          (Debian/Ubuntu: `apt-get install python3-venv`), or point TANDEM_BASE_PYTHON at an interpreter that has it"
     )))
+}
+
+/// The reference decoders tandem's standards tests use (crates/tandem/tests/py):
+/// the OpenTelemetry protobuf classes and AWS's EMF validators, pinned.
+const STANDARDS_CHECKERS: &[&str] = &["opentelemetry-proto==1.38.0", "aws-embedded-metrics==3.3.0"];
+
+fn ensure_standards_checkers(python: &Path) -> Result<()> {
+    let probe = "import opentelemetry.proto.collector.trace.v1.trace_service_pb2, aws_embedded_metrics.validator";
+    if util::probe(python, ["-c", probe]).is_some() {
+        return Ok(());
+    }
+    println!("setup: pip install {}", STANDARDS_CHECKERS.join(" "));
+    let mut pip = Command::new(python);
+    pip.args(["-m", "pip", "install", "--quiet", "--disable-pip-version-check"]).args(STANDARDS_CHECKERS);
+    util::run_status(&mut pip, "pip install the standards checkers")
 }
 
 fn ensure_nextest() -> Result<()> {
