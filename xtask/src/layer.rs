@@ -1,6 +1,7 @@
 //! `cargo xtask layer [--arch x86_64|arm64|all] [--libc gnu|musl] [--smoke]`: builds
 //! the `tandem` extension for Lambda and packs it as a layer,
-//! `target/layer/tandem-<arch>.zip` holding `extensions/tandem` with its run bit.
+//! `target/layer/tandem-<arch>.zip` holding `extensions/tandem` with its run bit, and
+//! `tandem-wrapper` (the secrets cache's `AWS_LAMBDA_EXEC_WRAPPER`).
 //!
 //! The layer's binaries are built with cargo-lambda (`cargo lambda build --extension
 //! --release`, from PyPI with its bundled zig, installed here), the toolchain Rust users
@@ -241,6 +242,11 @@ pub fn build(arch: Arch, libc: Libc, apt: &mut Apt) -> Result<PathBuf> {
     let dest = ext_dir.join("tandem");
     std::fs::copy(&binary, &dest).map_err(|e| Failure::new(format!("cannot copy {}: {e}", binary.display())))?;
     set_mode(&dest, 0o755)?;
+    // /opt/tandem-wrapper: AWS_LAMBDA_EXEC_WRAPPER for the secrets cache (`tandem wrap`).
+    let wrapper = staging.join("tandem-wrapper");
+    std::fs::write(&wrapper, include_str!("../../crates/tandem/src/secrets/tandem-wrapper.sh"))
+        .map_err(|e| Failure::new(format!("cannot write {}: {e}", wrapper.display())))?;
+    set_mode(&wrapper, 0o755)?;
     let zip = match libc {
         Libc::Gnu => layer_dir.join(format!("tandem-{}.zip", arch.name())),
         Libc::Musl => layer_dir.join(format!("tandem-{}-musl.zip", arch.name())),
@@ -248,7 +254,11 @@ pub fn build(arch: Arch, libc: Libc, apt: &mut Apt) -> Result<PathBuf> {
     let _ = std::fs::remove_file(&zip);
     // -X: no extra file attributes (reproducible); the unix mode (0755) is kept.
     util::run_status(
-        Command::new("zip").current_dir(&staging).args(["-q", "-X", "-r"]).arg(&zip).arg("extensions"),
+        Command::new("zip")
+            .current_dir(&staging)
+            .args(["-q", "-X", "-r"])
+            .arg(&zip)
+            .args(["extensions", "tandem-wrapper"]),
         "zip",
     )?;
     let size = |p: &Path| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0);

@@ -24,6 +24,7 @@ pub fn ensure() -> Result<PathBuf> {
     let mut apt = Apt::default();
     ensure_tools(&mut apt, &["bash", "curl"])?;
     let python = ensure_venv(&mut apt)?;
+    ensure_moto(&python)?;
     ensure_standards_checkers(&python)?;
     ensure_third_party(&mut apt)?;
     ensure_nextest()?;
@@ -153,6 +154,29 @@ fn ensure_venv(apt: &mut Apt) -> Result<PathBuf> {
             "awslambdaric is not importable from {} after pip install (found {other:?})",
             python.display()
         ))),
+    }
+}
+
+/// Pinned moto (`moto[server]`): the AWS (Secrets Manager, SSM) the secrets tests run
+/// `moto_server` of, on 127.0.0.1.
+pub const MOTO_VERSION: &str = "5.2.5";
+
+/// Installs `moto[server]` in the venv when it is not there at [`MOTO_VERSION`].
+fn ensure_moto(python: &Path) -> Result<()> {
+    let probe =
+        || util::probe(python, ["-c", "import importlib.metadata as m, moto.server, flask; print(m.version('moto'))"]);
+    if probe().as_deref() == Some(MOTO_VERSION) {
+        println!("setup: moto {MOTO_VERSION} already in the venv");
+        return Ok(());
+    }
+    let requirement = format!("moto[server]=={MOTO_VERSION}");
+    println!("setup: pip install {requirement}");
+    let mut pip = Command::new(python);
+    pip.args(["-m", "pip", "install", "--quiet", "--disable-pip-version-check", &requirement]);
+    util::run_status(&mut pip, &format!("pip install {requirement}"))?;
+    match probe() {
+        Some(v) if v == MOTO_VERSION => Ok(()),
+        other => Err(Failure::new(format!("moto is not importable after pip install (found {other:?})"))),
     }
 }
 
