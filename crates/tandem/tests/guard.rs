@@ -58,6 +58,7 @@ impl Servers {
             "connect": [["127.0.0.2", self.outside], ["127.0.0.1", self.inside]],
             "drop": drop,
             "hold_ms": 600,
+            "start_delay_ms": 300,
         });
         if let (Some(e), Some(x)) = (e.as_object_mut(), extra.as_object()) {
             e.extend(x.clone());

@@ -51,6 +51,11 @@ struct Known {
     cmdline: String,
 }
 
+/// Lambda hands an invocation to the runtime and to the extensions at the same time, and
+/// tandem may be scheduled later than the runtime: a process started up to this many
+/// ticks (200 ms) before tandem saw an INVOKE belongs to that invocation.
+pub const INVOKE_LAG_TICKS: u64 = 20;
+
 /// How many INVOKE times are kept for attributing processes to invocations.
 const INVOKES_KEPT: usize = 64;
 /// Bound on the remembered files (a flood of files must not grow memory).
@@ -106,9 +111,10 @@ impl Engine {
         self.invokes.back().map(|(_, id)| id.as_str())
     }
 
-    /// The invocation running at `ticks`: the last INVOKE at or before it.
+    /// The invocation running at `ticks`: the last INVOKE at or before it, allowing
+    /// for [`INVOKE_LAG_TICKS`].
     fn request_at(&self, ticks: u64) -> Option<String> {
-        self.invokes.iter().rev().find(|(t, _)| *t <= ticks).map(|(_, id)| id.clone())
+        self.invokes.iter().rev().find(|(t, _)| *t <= ticks + INVOKE_LAG_TICKS).map(|(_, id)| id.clone())
     }
 
     /// The processes in scope among `stats`.

@@ -4,7 +4,8 @@
   poll it that long and report its return code (-9: SIGKILL) and when it died;
 - "connect": [[host, port], ...]: open TCP connections, held "hold_ms";
 - "drop": write an ELF header to $TMPDIR/<drop> and make it executable;
-- "short": {"ms": d, "count": n}: run n processes of d ms, one after the other.
+- "short": {"ms": d, "count": n}: run n processes of d ms, one after the other;
+- "start_delay_ms": wait that long first.
 
 Answers its request id and pid (the runtime's), so the test can check attribution.
 """
@@ -20,6 +21,9 @@ ELF_HEADER = b"\x7fELF\x02\x01\x01\x00" + b"\x00" * 8 + b"\x02\x00\x3e\x00\x01\x
 
 def handle(event, context):
     out = {"request_id": context.aws_request_id, "pid": os.getpid()}
+    # Lambda hands the event to tandem and the runtime at once: the test lets tandem
+    # see its INVOKE first, so that a connection or a file is told with this request.
+    time.sleep(event.get("start_delay_ms", 0) / 1000)
     shell = None
     if event.get("spawn"):
         spawned_at = time.monotonic()

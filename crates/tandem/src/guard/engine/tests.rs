@@ -164,6 +164,12 @@ fn attributed_by_start_time_after_a_freeze() {
     let f = e.judge(&scope, &r);
     assert_eq!(f[0].request_id.as_deref(), Some("req-1"));
     assert_eq!(f.last().map(|f| f.request_id.as_deref()), Some(Some("req-2")), "a connection: when seen");
+    // A process started just before tandem saw the INVOKE (the runtime got it first).
+    let mut e = engine(Mode::Detect);
+    e.on_invoke("req-1", 100);
+    e.on_invoke("req-2", 1215);
+    let (scope, r) = read(&e, &[&EMULATOR, &RUNTIME, &TANDEM, &SHELL]);
+    assert_eq!(e.judge(&scope, &r)[0].request_id.as_deref(), Some("req-2"));
 }
 
 #[test]
