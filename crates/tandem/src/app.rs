@@ -179,6 +179,9 @@ fn log_outcomes(what: &str, outcomes: &[(SinkKind, LaneOutcome)]) {
             LaneOutcome::Drained => {}
             LaneOutcome::Failed(why) => diag::debug(format_args!("{what}: {}: {why}", kind.as_str())),
             LaneOutcome::Busy => diag::debug(format_args!("{what}: {}: busy until the deadline", kind.as_str())),
+            LaneOutcome::Open => {
+                diag::debug(format_args!("{what}: {}: failing; left to the background", kind.as_str()))
+            }
         }
     }
 }
@@ -238,6 +241,9 @@ impl Handler for App {
         s.arm(d.next_timer);
         if d.flush {
             s.command(Cmd::Kick(d.budget));
+        } else if s.delivery.retry_due(now_ms()) {
+            // A failing sink is retried while the function runs, never before `next`.
+            s.command(Cmd::Kick(crate::flush::BACKGROUND_BUDGET));
         }
         if !s.config.log_types.contains(&TelemetryType::Platform) {
             // No runtimeDone will come: a blocking flush could only wait for the
@@ -262,6 +268,7 @@ impl Handler for App {
         let s = &self.shared;
         s.guard.stop();
         // Stop the flusher (cancelling a background flush: its records stay queued).
+        s.delivery.stop_background();
         let stop = lock(&s.flusher).take();
         if let Some(tx) = stop {
             let (ack, done) = oneshot::channel();

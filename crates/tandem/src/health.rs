@@ -10,7 +10,7 @@
 
 use crate::config::SinkKind;
 use crate::flush::Pending;
-use crate::model::HealthSnapshot;
+use crate::model::{HealthSnapshot, SinkHealth};
 use std::collections::BTreeMap;
 
 /// Drop reasons, as they appear in [`HealthSnapshot::dropped`].
@@ -59,6 +59,17 @@ pub struct LaneView {
     pub pending: Pending,
     /// Bytes of its spool on disk.
     pub spool_bytes: u64,
+    /// Its sink's state.
+    pub state: SinkState,
+}
+
+/// A sink's state, from its circuit breaker.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SinkState {
+    /// Since when it fails (ms), while it does.
+    pub failing_since_ms: Option<u64>,
+    /// Failed flushes in a row.
+    pub failures: u32,
 }
 
 /// The counters and the emission rule. See the module documentation.
@@ -68,6 +79,7 @@ pub struct Health {
     records_in: u64,
     dropped: BTreeMap<&'static str, u64>,
     retried: u64,
+    duplicates_sent: u64,
     flushes: u64,
     flush_latency_ms_last: f64,
     flush_latency_ms_max: f64,
@@ -82,6 +94,7 @@ impl Health {
             records_in: 0,
             dropped: BTreeMap::new(),
             retried: 0,
+            duplicates_sent: 0,
             flushes: 0,
             flush_latency_ms_last: 0.0,
             flush_latency_ms_max: 0.0,
@@ -104,6 +117,12 @@ impl Health {
     /// Counts `n` repeated send attempts.
     pub fn retried(&mut self, n: u64) {
         self.retried += n;
+    }
+
+    /// Counts `n` records sent again after a request carrying them got no answer (the
+    /// receiver may hold them twice).
+    pub fn duplicates_sent(&mut self, n: u64) {
+        self.duplicates_sent += n;
     }
 
     /// A flush ended after `latency_ms`.
@@ -133,6 +152,7 @@ impl Health {
             }
         };
         let mut delivered_by_sink = BTreeMap::new();
+        let mut sinks = BTreeMap::new();
         let (mut delivered, mut spooled, mut records, mut bytes, mut spool_bytes) = (0, 0, 0, 0, 0);
         for lane in lanes {
             let s = lane.stats;
@@ -142,6 +162,16 @@ impl Health {
             add(reason::PERMANENT_ERROR, s.rejected);
             delivered += s.delivered;
             delivered_by_sink.insert(lane.sink.as_str().to_owned(), s.delivered);
+            let st = lane.state;
+            sinks.insert(
+                lane.sink.as_str().to_owned(),
+                SinkHealth {
+                    state: if st.failing_since_ms.is_some() { "failing" } else { "ok" }.to_owned(),
+                    failing_since_ms: st.failing_since_ms,
+                    failures: u64::from(st.failures),
+                    pending: lane.pending.records as u64,
+                },
+            );
             spooled += s.spooled;
             records += lane.pending.records as u64;
             bytes += lane.pending.bytes as u64;
@@ -154,6 +184,8 @@ impl Health {
             delivered,
             delivered_by_sink,
             retried: self.retried,
+            duplicates_sent: self.duplicates_sent,
+            sinks,
             spooled,
             dropped,
             buffered_records: records,
@@ -178,6 +210,7 @@ mod tests {
         h.dropped(reason::RULE, 2);
         h.dropped(reason::RULE, 0);
         h.retried(3);
+        h.duplicates_sent(4);
         h.flushed(12.5);
         h.flushed(4.0);
         let a = QueueStats { delivered: 7, spooled: 2, rejected: 1, dropped_spool_full: 4, ..QueueStats::default() };
@@ -188,8 +221,15 @@ mod tests {
                 stats: a,
                 pending: Pending { records: 3, bytes: 300, oldest_ms: None },
                 spool_bytes: 90,
+                state: SinkState { failing_since_ms: Some(1_500), failures: 2 },
             },
-            LaneView { sink: SinkKind::File, stats: b, pending: Pending::default(), spool_bytes: 0 },
+            LaneView {
+                sink: SinkKind::File,
+                stats: b,
+                pending: Pending::default(),
+                spool_bytes: 0,
+                state: SinkState::default(),
+            },
         ];
         let s = h.snapshot(2_000, &lanes, 5);
         assert_eq!(s.started_ms, Some(1_000));
@@ -199,6 +239,13 @@ mod tests {
         assert_eq!(s.delivered_by_sink.get("file"), Some(&8));
         assert_eq!(s.spooled, 2);
         assert_eq!(s.retried, 3);
+        assert_eq!(s.duplicates_sent, 4);
+        let http = &s.sinks["http"];
+        assert_eq!(
+            (http.state.as_str(), http.failing_since_ms, http.failures, http.pending),
+            ("failing", Some(1_500), 2, 3)
+        );
+        assert_eq!(s.sinks["file"].state, "ok");
         assert_eq!(s.dropped.get("rule"), Some(&2));
         assert_eq!(s.dropped.get("spool_full"), Some(&4));
         assert_eq!(s.dropped.get("permanent_error"), Some(&1));

@@ -321,6 +321,14 @@ pub struct HealthSnapshot {
     pub delivered_by_sink: BTreeMap<String, u64>,
     /// Send attempts repeated after a retryable failure.
     pub retried: u64,
+    /// Records sent again after a request carrying them got no answer: the receiver
+    /// may hold them twice (at-least-once; the `http` sink's `Idempotency-Key` lets it
+    /// drop them).
+    #[serde(default)]
+    pub duplicates_sent: u64,
+    /// Each sink's state, by sink.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub sinks: BTreeMap<String, SinkHealth>,
     /// Records written to the disk spool.
     pub spooled: u64,
     /// Records dropped, by reason (`rule`, `buffer_full`, `spool_full`, `permanent_error`,
@@ -341,6 +349,21 @@ pub struct HealthSnapshot {
     pub flush_latency_ms_max: f64,
     /// Telemetry batches that failed to parse (whole or in part).
     pub parse_errors: u64,
+}
+
+/// One sink's state in a [`HealthSnapshot`].
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SinkHealth {
+    /// `ok`, or `failing` from its first failure until its next success.
+    pub state: String,
+    /// Since when it fails, ms since the epoch.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failing_since_ms: Option<u64>,
+    /// Failed flushes in a row.
+    pub failures: u64,
+    /// Records waiting for it.
+    pub pending: u64,
 }
 
 impl HealthSnapshot {

@@ -44,6 +44,8 @@ pub struct Entry {
     pub progress: u8,
     /// A request carrying it was permanently rejected.
     pub rejected: bool,
+    /// Its number in arrival order (0 when unknown: read back from the spool).
+    pub seq: u64,
     /// The spool segment holding a copy of it.
     seg: Option<u64>,
 }
@@ -52,7 +54,7 @@ impl Entry {
     /// An entry for `item`, entered at `at_ms`.
     pub fn new(item: Arc<Item>, at_ms: u64) -> Entry {
         let size = item.approx_size() as u64;
-        Entry { item, size, at_ms, progress: 0, rejected: false, seg: None }
+        Entry { item, size, at_ms, progress: 0, rejected: false, seq: 0, seg: None }
     }
 }
 
@@ -198,8 +200,9 @@ impl Queue {
 
     /// Takes a record in: memory while it has room and nothing waits on disk, else the
     /// spool; dropped (and counted) only when neither can hold it.
-    pub fn push(&mut self, item: Arc<Item>, now_ms: u64) {
-        let entry = Entry::new(item, now_ms);
+    pub fn push(&mut self, item: Arc<Item>, now_ms: u64, seq: u64) {
+        let mut entry = Entry::new(item, now_ms);
+        entry.seq = seq;
         let disk_waiting = self.spool().is_some_and(|s| s.has_unloaded());
         if !disk_waiting && self.fits(entry.size) {
             self.push_mem(entry);
@@ -472,7 +475,7 @@ mod tests {
         let limits = BufferConfig { max_records: 4, max_bytes: 1 << 20 };
         let mut q = Queue::new("file", limits, spool(&dir));
         for n in 0..20 {
-            q.push(log(n), 1);
+            q.push(log(n), 1, 0);
         }
         assert_eq!(q.in_memory(), 4);
         assert_eq!(q.stats().spooled, 16);
@@ -480,7 +483,7 @@ mod tests {
         // Memory frees up: new records still queue behind the spooled ones.
         let b = q.batch(2, 1 << 20);
         q.commit(&b.entries);
-        q.push(log(20), 1);
+        q.push(log(20), 1, 0);
         let mut got = vec!["line 0".to_owned(), "line 1".to_owned()];
         got.extend(drain_in_order(&mut q));
         assert_eq!(got, (0..=20).map(|n| format!("line {n}")).collect::<Vec<_>>());
@@ -493,7 +496,7 @@ mod tests {
     fn a_failed_batch_stays_and_is_sent_again() {
         let mut q = Queue::new("http", BufferConfig { max_records: 100, max_bytes: 1 << 20 }, None);
         for n in 0..5 {
-            q.push(log(n), 1);
+            q.push(log(n), 1, 0);
         }
         let mut b = q.batch(3, 1 << 20);
         assert!(b.full);
@@ -514,7 +517,7 @@ mod tests {
     fn without_a_spool_memory_is_bounded_and_the_newest_is_dropped() {
         let mut q = Queue::new("http", BufferConfig { max_records: 3, max_bytes: 1 << 20 }, None);
         for n in 0..5 {
-            q.push(log(n), 1);
+            q.push(log(n), 1, 0);
         }
         assert_eq!(q.in_memory(), 3);
         assert_eq!(q.stats().dropped_buffer_full, 2);
@@ -528,7 +531,7 @@ mod tests {
         {
             let mut q = Queue::new("http", limits, spool(&dir));
             for n in 0..6 {
-                q.push(log(n), 1);
+                q.push(log(n), 1, 0);
             }
             // The sink failed: memory goes to disk too.
             assert!(q.persist());
@@ -537,7 +540,7 @@ mod tests {
             // The process is killed here.
         }
         let mut q = Queue::new("http", limits, spool(&dir));
-        q.push(log(6), 1);
+        q.push(log(6), 1, 0);
         assert!(q.pending().records >= 2, "estimated from the segment sizes until read");
         assert_eq!(drain_in_order(&mut q), (0..7).map(|n| format!("line {n}")).collect::<Vec<_>>());
         assert_eq!(q.spool_bytes(), 0);
@@ -551,7 +554,7 @@ mod tests {
         {
             let mut q = Queue::new("otlp", limits, spool(&dir));
             for n in 0..8 {
-                q.push(log(n), 1);
+                q.push(log(n), 1, 0);
             }
             let b = q.batch(3, 1 << 20);
             q.commit(&b.entries);
@@ -568,7 +571,7 @@ mod tests {
         let bad = SpoolSettings { dir: "/proc/tandem-no-spool".into(), max_bytes: 1 << 20, segment_bytes: 1024 };
         let mut q = Queue::new("file", limits, Some(bad));
         for n in 0..4 {
-            q.push(log(n), 1);
+            q.push(log(n), 1, 0);
         }
         assert_eq!(q.in_memory(), 2);
         assert_eq!(q.stats().dropped_buffer_full, 2);
@@ -580,7 +583,7 @@ mod tests {
         let dir = tempdir("drain");
         let mut q = Queue::new("http", BufferConfig { max_records: 2, max_bytes: 1 << 20 }, spool(&dir));
         for n in 0..5 {
-            q.push(log(n), 1);
+            q.push(log(n), 1, 0);
         }
         let (items, left) = q.drain_all(Instant::now() + std::time::Duration::from_secs(5));
         assert_eq!(items.len(), 5);

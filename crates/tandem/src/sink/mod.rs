@@ -4,7 +4,7 @@
 //! request building and one [`Deliver::attempt`]: send a batch once and classify the
 //! outcome as ok, retry or permanent ([`Attempt`]). [`drive`] adds the retries, for
 //! every sink alike: exponential backoff with full jitter, within the time the flush
-//! has. [`transport`] is the one HTTP client.
+//! has, and the circuit breaker ([`Breaker`]). [`transport`] is the one HTTP client.
 //!
 //! - [`stdout`]: CloudWatch EMF documents (invocations and health), the default;
 //! - [`file`]: NDJSON appended to a file;
@@ -22,21 +22,22 @@
 //! module commits what an attempt accepted), log per record, or outlive its deadline
 //! (every attempt runs under a timeout and is cancelled at it).
 
+pub mod drive;
 pub mod file;
 pub mod http;
 pub mod otlp;
 pub mod stdout;
 pub mod transport;
 
-use crate::config::{Config, RetryConfig, SinkKind};
-use crate::diag;
-use crate::diag::LogLevel;
+pub use drive::{drive, Breaker, Driven, Plan, Seen};
+
+use crate::config::{Config, SinkKind};
 use crate::model::Item;
 use crate::queue::Entry;
 use ::http::StatusCode;
 use std::future::Future;
 use std::sync::{Arc, OnceLock};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// The outcome of one attempt at a batch.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -100,16 +101,6 @@ pub fn judge(what: &str, answer: &transport::Answer) -> Attempt {
     }
 }
 
-/// Backoff before retry number `retry` (1 for the first retry): a random duration in
-/// `[0, min(max, base * 2^(retry-1))]` ("full jitter"), so that retries of many
-/// environments spread out instead of hammering a recovering endpoint together.
-pub fn backoff(cfg: &RetryConfig, retry: u32) -> Duration {
-    let exp = cfg.base_backoff.saturating_mul(1u32.checked_shl(retry.saturating_sub(1).min(30)).unwrap_or(u32::MAX));
-    let cap = exp.min(cfg.max_backoff);
-    let ms = cap.as_millis().min(u128::from(u64::MAX)) as u64;
-    Duration::from_millis(fastrand::u64(0..=ms))
-}
-
 /// What every sink implements. [`Sink`] dispatches to it with a `match`: no `dyn`, no
 /// boxed future per attempt.
 pub trait Deliver: Sized {
@@ -122,8 +113,15 @@ pub trait Deliver: Sized {
         true
     }
 
-    /// The longest one attempt may take.
+    /// The longest one attempt may take by default (see [`Deliver::timeout_is_a_cap`]).
     fn attempt_timeout(&self) -> Duration;
+
+    /// Whether the user set [`Deliver::attempt_timeout`] (`TANDEM_*_TIMEOUT_MS`): then it
+    /// caps every attempt; otherwise an attempt may last as long as the sink's slowest
+    /// observed answer (cutting it short would send its records twice).
+    fn timeout_is_a_cap(&self) -> bool {
+        false
+    }
 
     /// Sends `batch` once; marks what it accepted in part (OTLP's per-signal progress)
     /// or rejected for good in the entries.
@@ -165,10 +163,17 @@ macro_rules! sinks {
                 }
             }
 
-            /// The longest one attempt may take.
-            fn attempt_timeout(&self) -> Duration {
+            /// The longest one attempt may take by default.
+            pub fn attempt_timeout(&self) -> Duration {
                 match self {
                     $(Sink::$kind(s) => s.attempt_timeout(),)+
+                }
+            }
+
+            /// Whether the user set the attempt timeout (see [`Deliver::timeout_is_a_cap`]).
+            pub fn timeout_is_a_cap(&self) -> bool {
+                match self {
+                    $(Sink::$kind(s) => s.timeout_is_a_cap(),)+
                 }
             }
 
@@ -187,65 +192,6 @@ sinks! {
     File => file::FileSink,
     Http => http::HttpSink,
     Otlp => otlp::OtlpSink,
-}
-
-/// How [`drive`] ended.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Driven {
-    /// The batch can leave the queue (entries rejected for good are marked so).
-    Done,
-    /// It stays queued: retries ran out, or the time did.
-    Failed(String),
-}
-
-/// Sends `batch` with retries until it is accepted, rejected for good, out of
-/// attempts, or out of time (`deadline`). Adds the retries made to `retried`.
-pub async fn drive(
-    sink: &mut Sink,
-    batch: &mut [Entry],
-    deadline: Instant,
-    retry: &RetryConfig,
-    retried: &mut u64,
-) -> Driven {
-    let mut attempts = 0u32;
-    loop {
-        let now = Instant::now();
-        if now >= deadline {
-            return Driven::Failed("no time left".into());
-        }
-        let until = deadline.min(now + sink.attempt_timeout());
-        let outcome = match tokio::time::timeout_at(until.into(), sink.attempt(batch)).await {
-            Ok(a) => a,
-            Err(_) => Attempt::retry(format!("no answer within {} ms", until.duration_since(now).as_millis())),
-        };
-        attempts += 1;
-        let (reason, after) = match outcome {
-            Attempt::Ok => return Driven::Done,
-            Attempt::Permanent(reason) => {
-                let kind = sink.kind().as_str();
-                diag::once(
-                    LogLevel::Warn,
-                    &format!("permanent:{kind}"),
-                    format_args!("{kind} sink: {reason}; this is not retried: the records are dropped and counted (permanent_error)"),
-                );
-                for e in batch.iter_mut() {
-                    e.rejected = true;
-                }
-                return Driven::Done;
-            }
-            Attempt::Retry { reason, after } => (reason, after),
-        };
-        if attempts >= retry.max_attempts {
-            return Driven::Failed(reason);
-        }
-        let wait = after.map_or_else(|| backoff(retry, attempts), |a| a.min(retry.max_backoff));
-        if Instant::now() + wait >= deadline {
-            return Driven::Failed(reason);
-        }
-        *retried += 1;
-        diag::debug(format_args!("{} sink: {reason}; retrying in {} ms", sink.kind().as_str(), wait.as_millis()));
-        tokio::time::sleep(wait).await;
-    }
 }
 
 #[cfg(test)]
@@ -288,48 +234,5 @@ mod tests {
             judge("x", &a),
             Attempt::Retry { reason: "x answered 429 Too Many Requests".into(), after: Some(Duration::from_secs(2)) }
         );
-    }
-
-    #[test]
-    fn backoff_is_exponential_capped_and_jittered() {
-        let cfg = RetryConfig {
-            max_attempts: 5,
-            base_backoff: Duration::from_millis(100),
-            max_backoff: Duration::from_millis(1_000),
-        };
-        for retry in 1..40 {
-            let cap = (100u64 << (retry - 1).min(20)).min(1_000);
-            let mut seen_low = false;
-            for _ in 0..200 {
-                let d = backoff(&cfg, retry).as_millis() as u64;
-                assert!(d <= cap, "retry {retry}: {d} > {cap}");
-                seen_low |= d < cap / 2 + 1;
-            }
-            assert!(seen_low, "full jitter reaches the lower half");
-        }
-    }
-
-    #[tokio::test]
-    async fn drive_retries_then_gives_up_keeping_the_batch() {
-        let dir = std::env::temp_dir().join(format!("tandem-drive-{}-{}", std::process::id(), fastrand::u64(..)));
-        // A file sink whose path is a directory fails every attempt.
-        std::fs::create_dir_all(&dir).unwrap();
-        let mut sink = Sink::File(file::FileSink::new(dir.clone()));
-        let item = Arc::new(Item::from(crate::model::HealthSnapshot::default()));
-        let mut batch = vec![Entry::new(item, 1)];
-        let cfg = RetryConfig {
-            max_attempts: 3,
-            base_backoff: Duration::from_millis(1),
-            max_backoff: Duration::from_millis(2),
-        };
-        let mut retried = 0;
-        let r = drive(&mut sink, &mut batch, Instant::now() + Duration::from_secs(5), &cfg, &mut retried).await;
-        assert!(matches!(r, Driven::Failed(_)), "{r:?}");
-        assert_eq!(retried, 2);
-        assert!(!batch[0].rejected);
-        // Out of time: no attempt at all.
-        let r = drive(&mut sink, &mut batch, Instant::now(), &cfg, &mut retried).await;
-        assert_eq!(r, Driven::Failed("no time left".into()));
-        let _ = std::fs::remove_dir_all(dir);
     }
 }

@@ -15,7 +15,7 @@ use std::convert::Infallible;
 use std::io::Read;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tandem_emulator::{Config, Environment, Observation};
@@ -58,6 +58,13 @@ pub async fn start(dir: &Path, env: &[(&str, String)], tune: impl FnOnce(&mut Co
     let (status, error) = env.init_outcome().expect("init ended");
     assert_eq!(status, tandem_wire::Status::Success, "init failed: {error:?}; console: {:#?}", env.console_lines());
     env
+}
+
+/// [`start`] with the `http` sink posting to `url`, and `env`.
+pub async fn start_http(dir: &Path, url: String, env: &[(&str, &str)]) -> Environment {
+    let mut all = vec![("TANDEM_SINKS", "http".to_owned()), ("TANDEM_HTTP_URL", url)];
+    all.extend(env.iter().map(|(k, v)| (*k, (*v).to_owned())));
+    start(dir, &all, |_| {}).await
 }
 
 /// Unique log lines for one invocation.
@@ -144,6 +151,8 @@ pub struct Received {
     pub body: Vec<u8>,
     /// The answer given.
     pub status: u16,
+    /// Its `Idempotency-Key` header.
+    pub idempotency_key: Option<String>,
 }
 
 /// A real HTTP server on 127.0.0.1 that records every request.
@@ -153,6 +162,10 @@ pub struct Receiver {
     mode: Arc<AtomicU8>,
     requests: Arc<Mutex<Vec<Received>>>,
     hits: Arc<AtomicUsize>,
+    /// Requests still to answer 503 before `mode` applies again.
+    fail_next: Arc<AtomicUsize>,
+    /// Milliseconds to wait before answering (the request is recorded on receipt).
+    delay_ms: Arc<AtomicU64>,
 }
 
 impl Receiver {
@@ -164,6 +177,8 @@ impl Receiver {
             mode: Arc::new(AtomicU8::new(Mode::Ok as u8)),
             requests: Arc::default(),
             hits: Arc::default(),
+            fail_next: Arc::default(),
+            delay_ms: Arc::default(),
         };
         let server = r.clone();
         tokio::spawn(async move {
@@ -185,6 +200,17 @@ impl Receiver {
 
     pub fn set_mode(&self, m: Mode) {
         self.mode.store(m as u8, Ordering::SeqCst);
+    }
+
+    /// Answers the next `n` requests 503, then as its mode says.
+    pub fn fail_next(&self, n: usize) {
+        self.fail_next.store(n, Ordering::SeqCst);
+    }
+
+    /// Answers every request `d` after receiving it (recorded at receipt, as a receiver
+    /// that commits before answering: a client that gives up meanwhile still delivered).
+    pub fn set_delay(&self, d: Duration) {
+        self.delay_ms.store(d.as_millis() as u64, Ordering::SeqCst);
     }
 
     /// Requests answered 2xx.
@@ -213,6 +239,7 @@ impl Receiver {
         let content_type =
             req.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
         let gzip = req.headers().get("content-encoding").is_some_and(|v| v == "gzip");
+        let idempotency_key = req.headers().get("idempotency-key").and_then(|v| v.to_str().ok()).map(str::to_owned);
         let raw = req.into_body().collect().await.map(|b| b.to_bytes()).unwrap_or_default();
         let body = if gzip {
             let mut out = Vec::new();
@@ -225,16 +252,46 @@ impl Receiver {
         if mode == Mode::Hang as u8 {
             std::future::pending::<()>().await;
         }
+        let failing = self.fail_next.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1)).is_ok();
         let status = match mode {
+            _ if failing => StatusCode::SERVICE_UNAVAILABLE,
             m if m == Mode::Unavailable as u8 => StatusCode::SERVICE_UNAVAILABLE,
             m if m == Mode::BadRequest as u8 => StatusCode::BAD_REQUEST,
             _ => StatusCode::OK,
         };
         if let Ok(mut r) = self.requests.lock() {
-            r.push(Received { path, content_type, body, status: status.as_u16() });
+            r.push(Received { path, content_type, body, status: status.as_u16(), idempotency_key });
+        }
+        let delay = self.delay_ms.load(Ordering::SeqCst);
+        if delay > 0 {
+            tokio::time::sleep(Duration::from_millis(delay)).await;
         }
         let mut resp = Response::new(Full::new(Bytes::new()));
         *resp.status_mut() = status;
         Ok(resp)
     }
+}
+
+/// The `extensionOverhead` of each `platform.report` tandem received, in order (the
+/// time the extension added to each invocation after the runtime finished).
+pub fn extension_overheads(env: &Environment) -> Vec<f64> {
+    env.delivered_events("tandem")
+        .into_iter()
+        .filter(|e| e["type"] == "platform.report")
+        .filter_map(|r| {
+            r["record"]["spans"]
+                .as_array()?
+                .iter()
+                .find(|s| s["name"] == "extensionOverhead")
+                .and_then(|s| s["durationMs"].as_f64())
+        })
+        .collect()
+}
+
+/// A 127.0.0.1 URL where nothing listens (connections are refused).
+pub async fn refusing_url(path: &str) -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind a port");
+    let addr = listener.local_addr().expect("its address");
+    drop(listener);
+    format!("http://{addr}{path}")
 }

@@ -2,6 +2,11 @@
 //! (`Content-Type: application/x-ndjson`), gzipped when `TANDEM_HTTP_GZIP` is on, with
 //! the headers of `TANDEM_HTTP_HEADERS`. One request per batch on a keep-alive
 //! connection; 2xx accepts the batch, see [`super::classify`] for the rest.
+//!
+//! Every request carries an `Idempotency-Key` naming its records (this process, the
+//! first record's number, the count): the same for every retry of the same records,
+//! so that a receiver can drop the rare duplicate that at-least-once delivery allows
+//! (a request that got no answer and was sent again).
 
 pub mod config;
 
@@ -13,12 +18,24 @@ use crate::encode::ndjson;
 use crate::queue::Entry;
 use bytes::Bytes;
 use config::HttpConfig;
-use http::HeaderMap;
+use http::{HeaderMap, HeaderName, HeaderValue};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 /// The longest one request may take (the flush's own deadline is usually shorter).
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The header naming a request's records.
+pub const IDEMPOTENCY_KEY: HeaderName = HeaderName::from_static("idempotency-key");
+
+/// `<process>-<first record>-<count>`: the process part (its start time and id) keeps
+/// the numbers of two processes apart.
+pub fn idempotency_key(batch: &[Entry]) -> String {
+    static PROCESS: OnceLock<String> = OnceLock::new();
+    let process = PROCESS.get_or_init(|| format!("{:x}.{:x}", crate::clock::now_ms(), std::process::id()));
+    let first = batch.first().map_or(0, |e| e.seq);
+    format!("{process}-{first}-{}", batch.len())
+}
 
 /// The `http` sink.
 pub struct HttpSink {
@@ -66,10 +83,13 @@ impl Deliver for HttpSink {
         } else {
             Bytes::copy_from_slice(&self.buf)
         };
-        let req = match transport::post(&self.endpoint, "application/x-ndjson", self.gzip, &self.headers, body) {
+        let mut req = match transport::post(&self.endpoint, "application/x-ndjson", self.gzip, &self.headers, body) {
             Ok(r) => r,
             Err(e) => return Attempt::Permanent(e),
         };
+        if let Ok(v) = HeaderValue::from_str(&idempotency_key(batch)) {
+            req.headers_mut().insert(IDEMPOTENCY_KEY, v);
+        }
         match self.client.send(req).await {
             Ok(answer) => judge(&self.what, &answer),
             Err(e) => Attempt::retry(e),

@@ -1,0 +1,185 @@
+//! Under fire: tandem in tandem-emulator with faults injected by real processes: HTTP
+//! sinks on 127.0.0.1 that answer 503, hang, answer late or refuse connections, and
+//! `kill -9` of tandem between invocations. Each test is one promise of the README
+//! (issue 11). Needs `cargo build --workspace --bins` first (for echo-fn).
+
+mod common;
+
+use common::*;
+use serde_json::json;
+use std::time::Duration;
+use tandem_wire::Status;
+
+/// A sink that answers 503, one that never answers and one that refuses connections:
+/// after the first failed flush, no invocation waits for it again (the breaker keeps
+/// it to background attempts), and what it missed arrives once it recovers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_sink_costs_the_function_nothing_after_its_first_failure() {
+    // The budget a blocking flush may spend; an invocation that waited on the sink
+    // would add about that much.
+    const BUDGET_MS: u64 = 1_000;
+    // Telemetry batching (25 ms) and scheduling on a loaded machine, far below the budget.
+    const FREE_MS: f64 = 300.0;
+    for fault in ["unavailable", "hang", "refused"] {
+        let dir = tempdir(&format!("breaker-{fault}"));
+        let http = Receiver::start().await;
+        let url = match fault {
+            "unavailable" => {
+                http.set_mode(Mode::Unavailable);
+                http.url("/ingest")
+            }
+            "hang" => {
+                http.set_mode(Mode::Hang);
+                http.url("/ingest")
+            }
+            _ => refusing_url("/ingest").await,
+        };
+        let env = start_http(
+            &dir,
+            url,
+            &[
+                ("TANDEM_FLUSH", "end"),
+                ("TANDEM_FLUSH_BUDGET_MS", &BUDGET_MS.to_string()),
+                ("TANDEM_RETRY_BASE_MS", "400"),
+            ],
+        )
+        .await;
+        let mut want = Vec::new();
+        for i in 0..5 {
+            let l = lines(&format!("{fault}{i}"), 3);
+            want.extend(l.iter().cloned());
+            let out = invoke(&env, json!({"log": l})).await;
+            assert_eq!(out.result.status, Status::Success);
+        }
+        if fault == "unavailable" {
+            // Recovery: delivered in the background or at SHUTDOWN, each line once.
+            http.set_mode(Mode::Ok);
+            for i in 5..7 {
+                let l = lines(&format!("{fault}{i}"), 3);
+                want.extend(l.iter().cloned());
+                invoke(&env, json!({"log": l})).await;
+            }
+        }
+        env.shutdown().await;
+        // Every report is delivered before SHUTDOWN.
+        let overheads = extension_overheads(&env);
+        assert!(overheads.len() >= 5, "{fault}: {overheads:?}");
+        // The first invocation's flush met the failure; the later ones cost nothing.
+        for (i, o) in overheads.iter().enumerate().skip(1) {
+            assert!(*o < FREE_MS, "{fault}: invocation {} waited {o} ms for a failing sink: {overheads:?}", i + 1);
+        }
+        if fault == "unavailable" {
+            exactly_once("after recovery", &ndjson_messages(&http.ndjson()), &want);
+        }
+        let _ = std::fs::remove_dir_all(dir);
+    }
+}
+
+/// A sink that fails its first requests at SHUTDOWN and then recovers gets everything:
+/// the drain retries until its deadline (minus the last resort's reserve), past the
+/// per-request attempt limit, shortening a backoff that would pass the deadline.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_shutdown_drain_retries_a_recovering_sink_until_its_deadline() {
+    let dir = tempdir("drain-retries");
+    let http = Receiver::start().await;
+    let env = start_http(
+        &dir,
+        http.url("/ingest"),
+        &[
+            // Flushed at the first INVOKE only: the rest waits for SHUTDOWN.
+            ("TANDEM_FLUSH", "periodic,3600000"),
+            ("TANDEM_RETRY_BASE_MS", "20"),
+            ("TANDEM_RETRY_MAX_MS", "200"),
+        ],
+    )
+    .await;
+    let mut want = Vec::new();
+    for i in 0..20 {
+        let l = lines(&format!("drain{i}"), 50);
+        want.extend(l.iter().cloned());
+        invoke(&env, json!({"log": l})).await;
+    }
+    // More failures in a row than TANDEM_RETRY_MAX_ATTEMPTS (5) allows a request.
+    http.fail_next(8);
+    env.shutdown().await;
+    let got = ndjson_messages(&http.ndjson());
+    exactly_once("after the drain", &got, &want);
+    assert!(http.answered().iter().filter(|r| r.status == 503).count() == 8, "the sink failed 8 times first");
+    let console = env.console_lines();
+    assert!(!console.iter().any(|l| l.contains("\"tandem_undelivered\"")), "nothing went to the last resort");
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+/// A sink's outage is told at the default log level: one `warn` line when it starts
+/// failing and one when it recovers, however many flushes failed; the health records
+/// carry its state.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sink_failure_and_its_recovery_are_one_warn_line_each() {
+    let dir = tempdir("told");
+    let http = Receiver::start().await;
+    http.set_mode(Mode::Unavailable);
+    let env = start_http(
+        &dir,
+        http.url("/ingest"),
+        &[
+            ("TANDEM_FLUSH", "end"),
+            ("TANDEM_RETRY_BASE_MS", "5"),
+            ("TANDEM_RETRY_MAX_MS", "20"),
+            // The default level (pushed after the helper's `debug`, so it wins).
+            ("TANDEM_LOG_LEVEL", "info"),
+        ],
+    )
+    .await;
+    for i in 0..10 {
+        invoke(&env, json!({"log": lines(&format!("told{i}"), 2)})).await;
+    }
+    assert!(http.hits() >= 3, "retried in the background ({} requests)", http.hits());
+    http.set_mode(Mode::Ok);
+    for i in 10..15 {
+        invoke(&env, json!({"log": lines(&format!("told{i}"), 2)})).await;
+    }
+    env.shutdown().await;
+    let console = env.console_lines();
+    let failing: Vec<&String> = console.iter().filter(|l| l.contains("http sink: failing")).collect();
+    let recovered: Vec<&String> = console.iter().filter(|l| l.contains("http sink: recovered")).collect();
+    assert_eq!(failing.len(), 1, "{failing:#?}");
+    assert_eq!(recovered.len(), 1, "{recovered:#?}");
+    assert!(!console.iter().any(|l| l.contains("retrying in")), "no debug lines at the default level");
+    let health = ndjson_of(&http.ndjson(), "health");
+    assert!(health.iter().any(|h| h["sinks"]["http"]["state"] == "failing"), "the outage is in health");
+    let last = health.last().expect("health records");
+    assert_eq!(last["sinks"]["http"]["state"], "ok", "{last}");
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+/// A sink slower than the flush budget: a request is never abandoned and its records
+/// sent again (each line arrives once), every request names its records with an
+/// `Idempotency-Key`, and no duplicate is counted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_sink_gets_each_record_in_one_request_with_an_idempotency_key() {
+    let dir = tempdir("slow");
+    let http = Receiver::start().await;
+    http.set_delay(Duration::from_millis(700));
+    let env =
+        start_http(&dir, http.url("/ingest"), &[("TANDEM_FLUSH", "end"), ("TANDEM_FLUSH_BUDGET_MS", "100")]).await;
+    let mut want = Vec::new();
+    for i in 0..8 {
+        let l = lines(&format!("slow{i}"), 5);
+        want.extend(l.iter().cloned());
+        invoke(&env, json!({"log": l})).await;
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    env.shutdown().await;
+    // Every request the receiver got (it records on receipt), answered or not.
+    let all: String = http.answered().iter().map(|r| String::from_utf8_lossy(&r.body).into_owned()).collect();
+    exactly_once("each line in one request", &ndjson_messages(&all), &want);
+    let keys: Vec<String> = http.answered().iter().map(|r| r.idempotency_key.clone().unwrap_or_default()).collect();
+    assert!(keys.iter().all(|k| !k.is_empty()), "every request has an Idempotency-Key: {keys:?}");
+    let mut distinct = keys.clone();
+    distinct.sort();
+    distinct.dedup();
+    assert_eq!(distinct.len(), keys.len(), "no two requests carry the same records: {keys:?}");
+    let health = ndjson_of(&all, "health");
+    assert!(health.iter().all(|h| h["duplicatesSent"] == 0), "no duplicate sent");
+    let _ = std::fs::remove_dir_all(dir);
+}
