@@ -1,5 +1,6 @@
 //! sink::otlp::metrics: invocation metrics and the extension's health as OTLP metrics
-//! (instrumentation scope `tandem`). Pure.
+//! (instrumentation scope `tandem`). Pure. (Over 600 lines: the instruments, their
+//! aggregation and both temporalities are one concern sharing private builders.)
 //!
 //! Metric shapes (per [OTel FaaS metric semconv]; Lambda-specific ones as `aws.lambda.*`):
 //!

@@ -2,6 +2,7 @@
 //! tests, written against the raw APIs (tokio + hyper + serde_json, no
 //! `lambda-extension` crate) so that every knob of a subscription can be set
 //! and everything the platform sends is recorded as it arrived.
+//! (Over 600 lines: a test peer kept in one file so that it reads as one program.)
 //!
 //! It registers for INVOKE and SHUTDOWN under its name (`PROBE_NAME`, default
 //! the file name it was started as), listens on 127.0.0.1 on a port the kernel
