@@ -313,7 +313,7 @@ impl Driver {
                     let _ = tx.send(Err(rejection));
                 }
             }
-            Action::StopTelemetry => self.hub.send(Msg::StopDelivery),
+            Action::StopTelemetry => self.hub.send(Msg::StopDelivery(None)),
             Action::ConsoleLine(line) => {
                 // After what the processes wrote before the crash, like the records.
                 for p in self.procs.values() {
@@ -328,8 +328,11 @@ impl Driver {
             }
             Action::Observe(o) => self.observe(o),
             Action::ShutdownComplete => {
-                // Nothing runs any more: deliveries to listeners that are gone stop too.
-                self.hub.send(Msg::StopDelivery);
+                // Nothing runs any more: deliveries to listeners that are gone stop too,
+                // once what was answered before they went is logged (bounded).
+                let (ack, acked) = tokio::sync::oneshot::channel();
+                self.hub.send(Msg::StopDelivery(Some(ack)));
+                let _ = tokio::time::timeout(crate::telemetry::STOP_WAIT * 2, acked).await;
                 for p in self.procs.values() {
                     p.capture.sync().await;
                 }

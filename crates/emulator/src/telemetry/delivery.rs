@@ -24,6 +24,8 @@ use tokio::sync::{watch, Notify};
 /// How long one delivery may take while the environment runs.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 /// The most of a subscriber's answer body read (Lambda only looks at the status).
+/// How long an attempt in flight when deliveries stop may still take to be answered.
+const STOP_GRACE: Duration = Duration::from_millis(250);
 const MAX_ANSWER_BYTES: usize = 64 * 1024;
 const BACKOFF_BASE: Duration = Duration::from_millis(50);
 const BACKOFF_MAX: Duration = Duration::from_secs(1);
@@ -168,14 +170,21 @@ impl Task {
                 }
                 let sent_ms = self.clock.epoch_ms(Instant::now());
                 let dest = self.shared.state.lock().map(|s| s.dest.clone()).unwrap_or_else(|_| dest.clone());
-                let send = with_active_timeout(send(&mut conn, &dest, body.clone()), REQUEST_TIMEOUT, &mut self.frozen);
-                let outcome = tokio::select! {
-                    o = send => match o {
-                        Some(o) => o,
-                        None => Outcome::Failed(format!("no answer within {}s", REQUEST_TIMEOUT.as_secs())),
-                    },
-                    // The shutdown deadline: an attempt in flight is abandoned, not logged.
-                    _ = self.stop.changed() => return,
+                let (outcome, stopping) = {
+                    let send =
+                        with_active_timeout(send(&mut conn, &dest, body.clone()), REQUEST_TIMEOUT, &mut self.frozen);
+                    tokio::pin!(send);
+                    let no_answer = || Outcome::Failed(format!("no answer within {}s", REQUEST_TIMEOUT.as_secs()));
+                    tokio::select! {
+                        o = &mut send => (o.unwrap_or_else(no_answer), false),
+                        // The deadline, or the environment is done: an answer already on its
+                        // way (an extension that acknowledged, then exited) is still read and
+                        // logged; an attempt with no answer within a moment is abandoned.
+                        _ = self.stop.changed() => match tokio::time::timeout(STOP_GRACE, &mut send).await {
+                            Ok(Some(o)) => (o, true),
+                            _ => return,
+                        },
+                    }
                 };
                 let ok = matches!(outcome, Outcome::Delivered(_));
                 if !ok {
@@ -195,6 +204,9 @@ impl Task {
                     if log.len() > DELIVERIES_KEPT {
                         log.pop_front();
                     }
+                }
+                if stopping {
+                    return;
                 }
                 if ok {
                     break;

@@ -32,6 +32,10 @@ use tokio::sync::{mpsc, oneshot, watch};
 const REPLAY_LIMIT: usize = 10_000;
 /// What `X-Amz-Log-Type: Tail` returns: the last 4 KB of the invocation's log.
 pub const TAIL_BYTES: usize = 4096;
+/// How long the end of an environment waits for its delivery tasks to log their last
+/// attempt: an extension that acknowledged a batch and exited has its answer read.
+pub(crate) const STOP_WAIT: Duration = Duration::from_millis(500);
+
 /// Platform records kept for [`Hub::platform_events`].
 const PLATFORM_KEEP: usize = 100_000;
 /// Console lines kept for [`Hub::console_lines`].
@@ -57,8 +61,10 @@ pub enum Msg {
         subscription: Subscription,
     },
     Freeze(bool),
-    /// The shutdown deadline passed (or the environment is done): deliveries end.
-    StopDelivery,
+    /// The shutdown deadline passed (or the environment is done): deliveries end. With
+    /// an acknowledgement, it is sent once every delivery task has ended (an answer
+    /// already on its way has been read and logged), or after [`STOP_WAIT`].
+    StopDelivery(Option<tokio::sync::oneshot::Sender<()>>),
     /// An init starts: the replay window restarts.
     NewGeneration,
     /// Answer with the log tail of `request_id` once its report has passed.
@@ -114,6 +120,7 @@ impl Hub {
             cfg,
             clock,
             subs: Vec::new(),
+            tasks: Vec::new(),
             replay: VecDeque::new(),
             frozen,
             stop,
@@ -214,6 +221,8 @@ struct HubTask {
     cfg: HubConfig,
     clock: Clock,
     subs: Vec<Sub>,
+    /// The delivery tasks, awaited (bounded) when the environment is done.
+    tasks: Vec<tokio::task::JoinHandle<()>>,
     replay: VecDeque<ReplayItem>,
     frozen: watch::Sender<bool>,
     stop: watch::Sender<bool>,
@@ -242,8 +251,20 @@ impl HubTask {
                 Msg::Freeze(on) => {
                     let _ = self.frozen.send(on);
                 }
-                Msg::StopDelivery => {
+                Msg::StopDelivery(ack) => {
                     let _ = self.stop.send(true);
+                    if let Some(ack) = ack {
+                        let tasks = std::mem::take(&mut self.tasks);
+                        tokio::spawn(async move {
+                            let _ = tokio::time::timeout(STOP_WAIT, async {
+                                for task in tasks {
+                                    let _ = task.await;
+                                }
+                            })
+                            .await;
+                            let _ = ack.send(());
+                        });
+                    }
                 }
                 Msg::NewGeneration => self.replay.clear(),
                 Msg::Barrier(ack) => {
@@ -402,7 +423,7 @@ impl HubTask {
                     record_bodies: self.cfg.record_bodies,
                     clock: self.clock,
                 };
-                tokio::spawn(task.run());
+                self.tasks.push(tokio::spawn(task.run()));
                 self.subs.push(Sub { name: name.clone(), subscription, flavor, shared: shared.clone() });
                 shared
             }
