@@ -81,7 +81,8 @@ impl App {
         let (delivery, sink_problems) = Delivery::new(&config, instance.clone());
         let mut startup: Vec<String> = problems.iter().map(ToString::to_string).collect();
         startup.extend(sink_problems);
-        let pipeline = Pipeline::new(config.correlator_options(), config.rules.clone());
+        let pipeline = Pipeline::new(config.correlator_options(), config.rules.clone())
+            .with_max_line_bytes(config.rules_max_line_bytes);
         let policy = config.flush_policy();
         App {
             shared: Arc::new(Shared {

@@ -16,7 +16,7 @@
 use crate::invocation::{Correlator, CorrelatorOptions};
 use crate::logs;
 use crate::model::{Item, Source};
-use crate::rules::{Rule, Rules};
+use crate::rules::{Rule, Rules, DEFAULT_MAX_LINE_BYTES};
 use crate::sink::stdout::encode::is_emf_document;
 use std::collections::VecDeque;
 use tandem_wire::telemetry::{LogRecord as WireLog, Record};
@@ -51,6 +51,8 @@ pub struct Intake {
 pub struct Pipeline {
     correlator: Correlator,
     rule_list: Vec<Rule>,
+    /// How much of a line the rules look at (`TANDEM_RULES_MAX_LINE_BYTES`).
+    max_line_bytes: usize,
     rules: Option<Rules>,
     runtime_done: VecDeque<(String, u64)>,
 }
@@ -58,7 +60,19 @@ pub struct Pipeline {
 impl Pipeline {
     /// An intake correlating with `opts` and applying `rules`.
     pub fn new(opts: CorrelatorOptions, rules: Vec<Rule>) -> Pipeline {
-        Pipeline { correlator: Correlator::new(opts), rule_list: rules, rules: None, runtime_done: VecDeque::new() }
+        Pipeline {
+            correlator: Correlator::new(opts),
+            rule_list: rules,
+            max_line_bytes: DEFAULT_MAX_LINE_BYTES,
+            rules: None,
+            runtime_done: VecDeque::new(),
+        }
+    }
+
+    /// The rules look at the first `bytes` of a line (`TANDEM_RULES_MAX_LINE_BYTES`).
+    pub fn with_max_line_bytes(mut self, bytes: usize) -> Pipeline {
+        self.max_line_bytes = bytes;
+        self
     }
 
     /// Ingests a batch in order, appending the records it produced to `out`.
@@ -126,7 +140,7 @@ impl Pipeline {
         if self.rules.is_some() {
             return Vec::new();
         }
-        let (rules, problems) = Rules::compile(&self.rule_list);
+        let (rules, problems) = Rules::compile_bounded(&self.rule_list, self.max_line_bytes);
         self.rules = Some(rules);
         problems.into_iter().map(|p| format!("TANDEM_RULES: {p}")).collect()
     }
@@ -239,6 +253,25 @@ mod tests {
         );
         assert_eq!(intake.own_lines, 3);
         assert_eq!(messages(&out), ["[other-ext] hello", "{\"_aws\":{}} a function may print EMF"]);
+    }
+
+    #[test]
+    fn the_rules_look_at_the_configured_prefix_of_a_line() {
+        let mask =
+            || vec![Rule { kind: RuleKind::Mask, name: "digits".into(), pattern: r"\d+".into(), replacement: None }];
+        let line = format!("{} 1234", "x".repeat(2000));
+        let run = |p: &mut Pipeline| {
+            let mut out = Vec::new();
+            p.ingest(vec![ev(0, "function", json!(line.clone()))], "[tandem] ", T0, &mut out);
+            messages(&out).concat()
+        };
+        // The default bound covers the whole line: the digits are masked.
+        let whole = run(&mut Pipeline::new(CorrelatorOptions::default(), mask()));
+        assert!(!whole.contains("1234") && whole.starts_with("xxx"), "{whole}");
+        // A 1 KiB bound stops before them: what was not scanned is removed, never shipped.
+        let bounded = run(&mut Pipeline::new(CorrelatorOptions::default(), mask()).with_max_line_bytes(1024));
+        assert!(!bounded.contains("1234"), "{bounded}");
+        assert!(bounded.len() < whole.len(), "the unscanned rest is cut: {} vs {}", bounded.len(), whole.len());
     }
 
     #[test]

@@ -205,6 +205,7 @@ pub const SETTINGS: &[(&str, &str)] = &[
     ("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf (default) or http/json"),
     ("OTEL_EXPORTER_OTLP_COMPRESSION", "gzip or none (default none)"),
     ("OTEL_EXPORTER_OTLP_TIMEOUT", "OTLP request timeout, ms (default 10000)"),
+    ("OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE", "delta (default), cumulative or lowmemory"),
     ("OTEL_SERVICE_NAME", "service.name (default the function name)"),
     ("OTEL_RESOURCE_ATTRIBUTES", "extra resource attributes, k=v,k2=v2"),
     ("TANDEM_GUARD", "security guard: off (default), detect, enforce, learn"),
