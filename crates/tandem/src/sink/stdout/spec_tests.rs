@@ -10,7 +10,7 @@ use proptest::prelude::*;
 use serde_json::Value;
 
 /// The units CloudWatch accepts (`MetricDatum.Unit`).
-const UNITS: &[&str] = &[
+pub(crate) const UNITS: &[&str] = &[
     "Seconds",
     "Microseconds",
     "Milliseconds",
