@@ -6,27 +6,13 @@
 
 mod common;
 
-use common::{tandem_bin, tempdir};
+use common::{python, repo_root, tandem_bin, tempdir};
 use serde_json::{json, Value};
 use std::net::TcpListener;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 use tandem_emulator::{Config, Environment};
 use tandem_wire::Status;
-
-fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-/// The venv's Python (awslambdaric, from `cargo xtask setup`).
-fn python() -> PathBuf {
-    if let Some(p) = std::env::var_os("TANDEM_PYTHON").filter(|p| !p.is_empty()) {
-        return PathBuf::from(p);
-    }
-    let venv = repo_root().join("target/venv/bin/python3");
-    assert!(venv.is_file(), "{} is missing: run `cargo xtask setup`", venv.display());
-    venv
-}
 
 /// A TCP server that accepts and holds connections (they are closed by the client).
 fn server(ip: &str) -> u16 {

@@ -7,7 +7,7 @@
 mod common;
 
 use bytes::Bytes;
-use common::{tandem_bin, tempdir};
+use common::{python, repo_root, tandem_bin, tempdir};
 use http::{Request, Response};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
@@ -31,20 +31,6 @@ use tandem_wire::Status;
 use tokio::net::TcpListener;
 
 const DEADLINE: Duration = Duration::from_secs(30);
-
-fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-/// The venv's Python (awslambdaric and moto, from `cargo xtask setup`).
-fn python() -> PathBuf {
-    if let Some(p) = std::env::var_os("TANDEM_PYTHON").filter(|p| !p.is_empty()) {
-        return PathBuf::from(p);
-    }
-    let venv = repo_root().join("target/venv/bin/python3");
-    assert!(venv.is_file(), "{} is missing: run `cargo xtask setup`", venv.display());
-    venv
-}
 
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("a free port").port()

@@ -15,16 +15,6 @@ fn s(v: &str) -> String {
     v.to_owned()
 }
 
-/// The venv's Python, which has the checkers' packages.
-fn python() -> PathBuf {
-    if let Some(p) = std::env::var_os("TANDEM_PYTHON").filter(|p| !p.is_empty()) {
-        return PathBuf::from(p);
-    }
-    let venv = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/venv/bin/python3");
-    assert!(venv.is_file(), "no venv Python: run `cargo xtask setup` (or the tests with `cargo xtask test`)");
-    venv
-}
-
 fn script(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/py").join(name)
 }

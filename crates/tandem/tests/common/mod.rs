@@ -22,6 +22,21 @@ use tandem_emulator::{Config, Environment, Observation};
 use tokio::net::TcpListener;
 
 /// The `tandem` binary under test.
+/// The repository's root.
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// The venv's Python (awslambdaric, moto and the checkers, from `cargo xtask setup`).
+pub fn python() -> PathBuf {
+    if let Some(p) = std::env::var_os("TANDEM_PYTHON").filter(|p| !p.is_empty()) {
+        return PathBuf::from(p);
+    }
+    let venv = repo_root().join("target/venv/bin/python3");
+    assert!(venv.is_file(), "{} is missing: run `cargo xtask setup`", venv.display());
+    venv
+}
+
 pub fn tandem_bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_tandem"))
 }
