@@ -30,6 +30,7 @@ impl Config {
                 SinkKind::Otlp => self.otlp.describe(&mut s),
             }
         }
+        self.receiver.describe(&mut s);
         let _ = writeln!(s, "  flush: {}, budget {} ms", self.flush, ms(self.flush_budget));
         let _ = writeln!(
             s,

@@ -21,10 +21,12 @@
 
 mod describe;
 pub mod load;
+pub mod receiver;
 #[cfg(test)]
 mod tests;
 
 pub use load::Problem;
+pub use receiver::ReceiverConfig;
 
 use crate::diag::level::LogLevel;
 use crate::flush::{FlushPolicy, Strategy};
@@ -162,6 +164,8 @@ pub struct Config {
     pub config_file: Option<PathBuf>,
     /// The security guard (`TANDEM_GUARD*`, `[guard]`).
     pub guard: GuardConfig,
+    /// The OTLP receiver's listeners (`TANDEM_OTLP_RECEIVER*`).
+    pub receiver: ReceiverConfig,
 }
 
 /// Every setting read, for the file's key check and for documentation.
@@ -206,6 +210,9 @@ pub const SETTINGS: &[(&str, &str)] = &[
     ("OTEL_EXPORTER_OTLP_COMPRESSION", "gzip or none (default none)"),
     ("OTEL_EXPORTER_OTLP_TIMEOUT", "OTLP request timeout, ms (default 10000)"),
     ("OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE", "delta (default), cumulative or lowmemory"),
+    ("TANDEM_OTLP_RECEIVER", "OTLP receiver listeners on 127.0.0.1: http,grpc (default), http, grpc or off"),
+    ("TANDEM_OTLP_RECEIVER_HTTP_PORT", "OTLP/HTTP receiver port (default 4318)"),
+    ("TANDEM_OTLP_RECEIVER_GRPC_PORT", "OTLP/gRPC receiver port (default 4317)"),
     ("OTEL_SERVICE_NAME", "service.name (default the function name)"),
     ("OTEL_RESOURCE_ATTRIBUTES", "extra resource attributes, k=v,k2=v2"),
     ("TANDEM_GUARD", "security guard: off (default), detect, enforce, learn"),
@@ -500,6 +507,7 @@ fn build(l: &mut Loader<'_>, config_file: Option<PathBuf>) -> Config {
         memory_size_mb,
         config_file,
         guard: GuardConfig::load(l),
+        receiver: ReceiverConfig::load(l),
     };
     config.sinks = sinks(l, &mut config.http);
     config
