@@ -58,8 +58,10 @@ pub struct EnvArgs {
     /// A function environment variable (repeatable); extensions see it too.
     #[arg(long = "env", value_name = "K=V", value_parser = parse_kv)]
     pub env: Vec<(String, String)>,
+    /// The function's name (`AWS_LAMBDA_FUNCTION_NAME`, and the name in the Invoke API's path).
     #[arg(long, default_value = "function")]
     pub function_name: String,
+    /// The function's memory in MB (128 to 10240): its limit and the REPORT's Memory Size.
     #[arg(long, default_value_t = 128, value_parser = clap::value_parser!(u64).range(128..=10240))]
     pub memory_mb: u64,
     /// Function timeout in seconds.
@@ -71,12 +73,15 @@ pub struct EnvArgs {
     /// Do not freeze the processes between invocations.
     #[arg(long)]
     pub no_freeze: bool,
+    /// The region (`AWS_REGION`, `AWS_DEFAULT_REGION`).
     #[arg(long, default_value = "us-east-1")]
     pub region: String,
+    /// The account id in the function's ARN and in the extensions' register answer.
     #[arg(long, default_value = "012345678912")]
     pub account_id: String,
-    /// LAMBDA_TASK_ROOT and the runtime's working directory (default: the runtime's directory).
-    #[arg(long)]
+    /// LAMBDA_TASK_ROOT and the runtime's working directory (default: /var/task with
+    /// --code, else the current directory).
+    #[arg(long, value_name = "DIR")]
     pub task_root: Option<PathBuf>,
     /// Address of the Runtime API (port 0 picks a free one).
     #[arg(long, default_value = "127.0.0.1:0")]
@@ -131,7 +136,15 @@ impl EnvArgs {
         cfg.freeze = !self.no_freeze;
         cfg.region = self.region.clone();
         cfg.account_id = self.account_id.clone();
-        cfg.task_root = self.task_root.clone();
+        // The current directory, as `python3 -m awslambdaric app.handler` expects (the
+        // library's default, the runtime's directory, would be the interpreter's here).
+        cfg.task_root = match (&self.task_root, &self.code) {
+            (Some(dir), _) => Some(dir.clone()),
+            (None, Some(_)) => None,
+            (None, None) => {
+                Some(std::env::current_dir().map_err(|e| format!("cannot read the current directory: {e}"))?)
+            }
+        };
         cfg.runtime_api = self.runtime_api;
         cfg.env = self.env.clone();
         cfg.console = console;
@@ -181,6 +194,22 @@ fn describe(env: &Environment) -> String {
             "SIGSTOP/SIGCONT"
         }
     )
+}
+
+/// In `serve` the console is stdout: a failed init's cause (the emulator's own notes,
+/// such as a runtime that cannot be started) goes to stderr as well.
+async fn init_failure_to_stderr(env: &Environment) {
+    let Some((status, error_type)) = env.init_outcome() else {
+        return;
+    };
+    if status == tandem_wire::Status::Success {
+        return;
+    }
+    env.flush_console().await;
+    eprintln!("tandem-emulator: the init failed: {}", error_type.as_deref().unwrap_or("unknown error"));
+    for note in env.console_lines().iter().filter(|l| l.starts_with("tandem-emulator: ")) {
+        eprintln!("{note}");
+    }
 }
 
 async fn invoke(args: InvokeArgs) -> ExitCode {
@@ -265,9 +294,10 @@ async fn serve(args: ServeArgs) -> ExitCode {
         }
     };
     eprintln!("{}", describe(&env));
+    init_failure_to_stderr(&env).await;
+    let addr = listener.local_addr().unwrap_or(args.listen);
     eprintln!(
-        "tandem-emulator: invoke with: curl -XPOST http://{}/2015-03-31/functions/function/invocations -d '{{}}'",
-        args.listen
+        "tandem-emulator: invoke with: curl -XPOST http://{addr}/2015-03-31/functions/function/invocations -d '{{}}'"
     );
     let server = tokio::spawn(crate::invoke_api::serve(listener, env.clone()));
     let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {

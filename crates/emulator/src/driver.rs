@@ -385,7 +385,12 @@ impl Driver {
                 self.observe(Observation::Spawned { process: name, pid });
                 None
             }
-            Err(e) => Some(Input::SpawnFailed { proc, error: format!("cannot start {}: {e}", spec.program.display()) }),
+            Err(e) => {
+                let error = format!("cannot start {}: {e}", spec.program.display());
+                // The cause on the console too, not only in the invocation's error payload.
+                self.hub.send(Msg::Note(format!("tandem-emulator: {name}: {error}")));
+                Some(Input::SpawnFailed { proc, error })
+            }
         }
     }
 }

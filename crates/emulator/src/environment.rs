@@ -261,6 +261,12 @@ impl Environment {
         self.hub.platform_events()
     }
 
+    /// Waits until the console lines sent so far are written out (and listed by
+    /// [`Environment::console_lines`]).
+    pub async fn flush_console(&self) {
+        self.hub.settle().await;
+    }
+
     /// The console output so far (function and extension lines, START/END/REPORT).
     pub fn console_lines(&self) -> Vec<String> {
         self.hub.console_lines()
