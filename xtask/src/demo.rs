@@ -7,7 +7,7 @@ use crate::util::{self, Failure, Result};
 
 /// The release binaries the demo and the benchmarks run.
 pub const PACKAGES: &[&str] =
-    &["tandem", "tandem-emulator", "example-functions", "baseline-extension", "tandem-harness"];
+    &["tandem", "tandem-lambda-emulator", "example-functions", "baseline-extension", "tandem-harness"];
 
 pub fn build_release() -> Result<()> {
     let mut cargo = util::cargo();

@@ -276,7 +276,7 @@ fn set_mode(path: &Path, mode: u32) -> Result<()> {
 pub fn smoke(arch: Arch, zip: &Path, apt: &mut Apt) -> Result<()> {
     let root = util::workspace_root();
     util::run_status(
-        util::cargo().current_dir(&root).args(["build", "-p", "tandem-emulator", "-p", "example-functions"]),
+        util::cargo().current_dir(&root).args(["build", "-p", "tandem-lambda-emulator", "-p", "example-functions"]),
         "cargo build (emulator and echo-fn for the smoke test)",
     )?;
     let work = util::target_dir().join("layer").join(format!("smoke-{}", arch.name()));

@@ -39,6 +39,11 @@ mod process;
 mod sandbox;
 mod telemetry;
 
+// The README's examples run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
+
 pub use cli::main as run_cli;
 pub use config::Config;
 pub use driver::{InvokeOutcome, Observed};

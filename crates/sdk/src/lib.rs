@@ -59,3 +59,8 @@ pub use tandem_wire::extensions::{EventType, InvokeEvent, ShutdownEvent, Shutdow
 pub use tandem_wire::subscription::Api;
 pub use tandem_wire::telemetry::{LogRecord, Record, TelemetryType};
 pub use tandem_wire::{Event, Status};
+
+// The README's examples are compiled as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

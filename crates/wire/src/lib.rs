@@ -28,3 +28,8 @@ pub use error::{ErrorRequest, ErrorResponse, StatusResponse};
 pub use extensions::{EventType, NextEvent, RegisterRequest, RegisterResponse, ShutdownReason};
 pub use subscription::{Api, Protocol, SubscribeRequest, Subscription};
 pub use telemetry::{parse_batch, parse_events, Event, LogRecord, Record, Status, TelemetryType};
+
+// The README's examples run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
