@@ -574,7 +574,11 @@ fn check_config(env: &[(&str, &str)]) -> (i32, String) {
 
 #[test]
 fn check_config_validates_offline() {
-    let (code, out) = check_config(&[("TANDEM_SINKS", "file,otlp"), ("TANDEM_FILE_PATH", "/tmp/x.ndjson")]);
+    let (code, out) = check_config(&[
+        ("TANDEM_SINKS", "file,otlp"),
+        ("TANDEM_FILE_PATH", "/tmp/x.ndjson"),
+        ("TANDEM_OTLP_ENDPOINT", "http://collector:4318"),
+    ]);
     assert_eq!(code, 0, "{out}");
     assert!(out.contains("sinks: file, otlp"), "{out}");
     assert!(out.contains("configuration OK"), "{out}");

@@ -32,6 +32,9 @@ impl Config {
         }
         self.receiver.describe(&mut s);
         let _ = writeln!(s, "  flush: {}, budget {} ms", self.flush, ms(self.flush_budget));
+        if self.flush == crate::flush::Strategy::Adaptive {
+            let _ = writeln!(s, "  max delay: {} ms", ms(self.max_delay));
+        }
         let _ = writeln!(
             s,
             "  buffer: {} records / {} in memory, then spool {} up to {}",

@@ -13,8 +13,9 @@
 //! name (`OTEL_SERVICE_NAME = "…"`) is accepted anywhere at the top level. Lists may be
 //! arrays (`sinks = ["stdout", "otlp"]`), `k=v` lists may be tables
 //! (`[http.headers] authorization = "Bearer …"`), rules an array of tables
-//! (`[[rules]] kind = "mask"`, …). Environment variables override the file. An empty
-//! variable counts as unset.
+//! (`[[rules]] kind = "mask"`, …). `[flush]` also takes `strategy` (`TANDEM_FLUSH`) and
+//! `max_delay_ms` (`TANDEM_MAX_DELAY_MS`). Environment variables override the file. An
+//! empty variable counts as unset.
 
 use crate::sink::otlp::resource::parse_key_values;
 use crate::sink::transport::url::{check_url, is_header_name, redact_url};
@@ -98,9 +99,13 @@ impl<'a> Loader<'a> {
         }
     }
 
+    /// Records a problem once: a general setting read for several purposes (the OTLP
+    /// signals) is said once.
     pub(crate) fn problem(&mut self, key: &str, message: impl Into<String>) {
-        let key = self.label(key);
-        self.problems.push(Problem { key, message: message.into() });
+        let p = Problem { key: self.label(key), message: message.into() };
+        if !self.problems.contains(&p) {
+            self.problems.push(p);
+        }
     }
 
     pub(crate) fn number(&mut self, key: &str, default: u64, min: u64, max: u64, what: &str) -> u64 {
@@ -242,6 +247,16 @@ impl Loader<'_> {
                 .push(Problem { key: name.clone(), message: format!("not a setting tandem knows{closest}; ignored") });
         }
     }
+}
+
+/// Runs `read` (a settings group's `load`) on a loader over `pairs`: the value and the
+/// problems as lines, for the groups' unit tests.
+#[cfg(test)]
+pub(crate) fn load_pairs<T>(pairs: &[(&str, &str)], read: impl FnOnce(&mut Loader<'_>) -> T) -> (T, Vec<String>) {
+    let get = |k: &str| pairs.iter().find(|(n, _)| *n == k).map(|(_, v)| (*v).to_owned());
+    let mut l = Loader::new(&get);
+    let value = read(&mut l);
+    (value, l.into_problems().iter().map(ToString::to_string).collect())
 }
 
 /// Edits (insertions, deletions, substitutions, swaps of two neighbours) from `a` to `b`.
@@ -427,11 +442,21 @@ fn is_list_setting(name: &str) -> bool {
     matches!(
         name,
         "TANDEM_HTTP_HEADERS" | "TANDEM_EMF_DIMENSIONS" | "OTEL_EXPORTER_OTLP_HEADERS" | "OTEL_RESOURCE_ATTRIBUTES"
-    ) || (name.starts_with("OTEL_EXPORTER_OTLP_") && name.ends_with("_HEADERS"))
+    ) || ((name.starts_with("OTEL_EXPORTER_OTLP_") || name.starts_with("TANDEM_OTLP_")) && name.ends_with("_HEADERS"))
 }
+
+/// Keys of a section that name a setting outside its prefix: `[flush]` gathers the
+/// flush settings (a `[flush]` table and a top-level `flush = "…"` cannot both exist).
+const SECTION_ALIASES: &[(&str, &str, &str)] =
+    &[("FLUSH", "STRATEGY", "TANDEM_FLUSH"), ("FLUSH", "MAX_DELAY_MS", "TANDEM_MAX_DELAY_MS")];
 
 fn setting_name(section: Option<&str>, key: &str) -> String {
     let upper = |s: &str| s.trim().to_ascii_uppercase().replace(['-', '.'], "_");
+    if let Some(sec) = section {
+        if let Some((_, _, name)) = SECTION_ALIASES.iter().find(|(s, k, _)| *s == upper(sec) && *k == upper(key)) {
+            return (*name).to_owned();
+        }
+    }
     match section {
         None if upper(key).starts_with("TANDEM_") || upper(key).starts_with("OTEL_") => upper(key),
         None => format!("TANDEM_{}", upper(key)),

@@ -29,7 +29,7 @@ pub use load::Problem;
 pub use receiver::ReceiverConfig;
 
 use crate::diag::level::LogLevel;
-use crate::flush::{FlushPolicy, Strategy};
+use crate::flush::{FlushPolicy, Strategy, DEFAULT_MAX_DELAY};
 use crate::guard::GuardConfig;
 use crate::invocation::cost::{Arch, Pricing};
 use crate::invocation::CorrelatorOptions;
@@ -136,6 +136,8 @@ pub struct Config {
     pub flush: Strategy,
     /// `TANDEM_FLUSH_BUDGET_MS`: how long a flush may delay the next invoke.
     pub flush_budget: Duration,
+    /// `TANDEM_MAX_DELAY_MS`: the longest a record should wait for delivery (adaptive).
+    pub max_delay: Duration,
     /// Memory bound of each sink's queue.
     pub buffer: BufferConfig,
     /// The spool.
@@ -178,6 +180,7 @@ pub const SETTINGS: &[(&str, &str)] = &[
     ("TANDEM_HTTP_GZIP", "gzip http sink bodies (default false)"),
     ("TANDEM_FLUSH", "adaptive (default), end, periodic,<ms>, continuous,<ms>"),
     ("TANDEM_FLUSH_BUDGET_MS", "time a flush may delay the next invoke (default 100)"),
+    ("TANDEM_MAX_DELAY_MS", "adaptive: longest a record may wait for delivery before next is delayed (default 60000)"),
     ("TANDEM_EMF_NAMESPACE", "EMF namespace of invocation metrics (default Tandem)"),
     ("TANDEM_EMF_HEALTH_NAMESPACE", "EMF namespace of the extension's health (default Tandem/Extension)"),
     ("TANDEM_EMF_DIMENSIONS", "extra EMF dimensions, Name=value,Name2=value2"),
@@ -198,17 +201,24 @@ pub const SETTINGS: &[(&str, &str)] = &[
     ("TANDEM_PRICE_REQUEST", "USD per request (default 0.0000002)"),
     ("TANDEM_ARCH", "x86_64 or arm64 (default: this binary's)"),
     ("TANDEM_LOG_LEVEL", "the extension's own diagnostics: off, error, warn, info, debug, trace (default info)"),
-    ("OTEL_EXPORTER_OTLP_ENDPOINT", "OTLP base URL (default http://127.0.0.1:4318)"),
-    ("OTEL_EXPORTER_OTLP_LOGS_ENDPOINT", "OTLP logs URL"),
-    ("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT", "OTLP metrics URL"),
-    ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "OTLP traces URL"),
+    ("OTEL_EXPORTER_OTLP_ENDPOINT", "OTLP base URL, /v1/<signal> appended to its path (default http://127.0.0.1:4318)"),
     ("OTEL_EXPORTER_OTLP_HEADERS", "OTLP headers, k=v,k2=v2"),
-    ("OTEL_EXPORTER_OTLP_LOGS_HEADERS", "OTLP logs headers (merged over the general ones)"),
-    ("OTEL_EXPORTER_OTLP_METRICS_HEADERS", "OTLP metrics headers"),
-    ("OTEL_EXPORTER_OTLP_TRACES_HEADERS", "OTLP traces headers"),
-    ("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf (default) or http/json"),
+    ("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf (default), http/json or grpc"),
     ("OTEL_EXPORTER_OTLP_COMPRESSION", "gzip or none (default none)"),
     ("OTEL_EXPORTER_OTLP_TIMEOUT", "OTLP request timeout, ms (default 10000)"),
+    ("OTEL_EXPORTER_OTLP_CERTIFICATE", "PEM file of a CA trusted besides the webpki roots"),
+    ("OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE", "PEM file of the client certificate (mTLS)"),
+    ("OTEL_EXPORTER_OTLP_CLIENT_KEY", "PEM file of the client certificate's private key"),
+    ("OTEL_EXPORTER_OTLP_<SIGNAL>_<SETTING>", "per signal (LOGS, METRICS, TRACES): any of the eight above; an endpoint is used as is, headers merge over the general ones"),
+    ("TANDEM_OTLP_ENDPOINT", "the otlp sink's endpoint, over OTEL_EXPORTER_OTLP_ENDPOINT (which the function's SDK reads)"),
+    ("TANDEM_OTLP_HEADERS", "the otlp sink's headers, over OTEL_EXPORTER_OTLP_HEADERS"),
+    ("TANDEM_OTLP_PROTOCOL", "the otlp sink's protocol, over OTEL_EXPORTER_OTLP_PROTOCOL"),
+    ("TANDEM_OTLP_COMPRESSION", "the otlp sink's compression, over OTEL_EXPORTER_OTLP_COMPRESSION"),
+    ("TANDEM_OTLP_TIMEOUT", "the otlp sink's timeout, over OTEL_EXPORTER_OTLP_TIMEOUT"),
+    ("TANDEM_OTLP_CERTIFICATE", "the otlp sink's CA file, over OTEL_EXPORTER_OTLP_CERTIFICATE"),
+    ("TANDEM_OTLP_CLIENT_CERTIFICATE", "the otlp sink's client certificate, over OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE"),
+    ("TANDEM_OTLP_CLIENT_KEY", "the otlp sink's client key, over OTEL_EXPORTER_OTLP_CLIENT_KEY"),
+    ("TANDEM_OTLP_<SIGNAL>_<SETTING>", "per signal, over every OTEL_EXPORTER_OTLP_* one"),
     ("OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE", "delta (default), cumulative or lowmemory"),
     ("TANDEM_OTLP_RECEIVER", "OTLP receiver listeners on 127.0.0.1: http,grpc (default), http, grpc or off"),
     ("TANDEM_OTLP_RECEIVER_HTTP_PORT", "OTLP/HTTP receiver port (default 4318)"),
@@ -246,6 +256,9 @@ impl Config {
     pub fn load(get: impl Fn(&str) -> Option<String>) -> (Config, Vec<Problem>) {
         let names: Vec<String> = std::env::vars_os().filter_map(|(k, _)| k.into_string().ok()).collect();
         let (mut config, mut problems) = Config::load_checked(get, &names, read_config_file);
+        if config.has_sink(SinkKind::Otlp) {
+            problems.extend(config.otlp.check_files());
+        }
         if config.has_sink(SinkKind::File) && config.file.path.is_dir() {
             problems.push(Problem {
                 key: "TANDEM_FILE_PATH".into(),
@@ -278,12 +291,15 @@ impl Config {
     ) -> (Config, Vec<Problem>) {
         let mut l = Loader::new(&get);
         let config_file = l.get("TANDEM_CONFIG").map(|p| PathBuf::from(p.trim()));
+        let per_signal = crate::sink::otlp::config::per_signal_settings();
+        let settings: Vec<(&str, &str)> =
+            SETTINGS.iter().copied().chain(per_signal.iter().map(|n| (n.as_str(), ""))).collect();
         if let Some(path) = &config_file {
-            load::load_file(&mut l, path, &read_file, SETTINGS);
+            load::load_file(&mut l, path, &read_file, &settings);
         }
         let read = config_file.filter(|_| l.read_file());
         let config = build(&mut l, read);
-        let known: Vec<&str> = SETTINGS.iter().map(|(k, _)| *k).chain(READ_ELSEWHERE.iter().copied()).collect();
+        let known: Vec<&str> = settings.iter().map(|(k, _)| *k).chain(READ_ELSEWHERE.iter().copied()).collect();
         l.unknown_variables(names, &known);
         (config, l.into_problems())
     }
@@ -302,7 +318,7 @@ impl Config {
 
     /// The flush policy configured.
     pub fn flush_policy(&self) -> FlushPolicy {
-        FlushPolicy::new(self.flush, self.flush_budget)
+        FlushPolicy::new(self.flush, self.flush_budget).with_max_delay(self.max_delay)
     }
 
     /// Whether `kind` is enabled.
@@ -393,6 +409,7 @@ fn build(l: &mut Loader<'_>, config_file: Option<PathBuf>) -> Config {
         }),
     };
     let flush_budget = l.millis("TANDEM_FLUSH_BUDGET_MS", 100, 0, 10_000);
+    let max_delay = l.millis("TANDEM_MAX_DELAY_MS", DEFAULT_MAX_DELAY.as_millis() as u64, 0, 3_600_000);
 
     // Limits.
     let buffer = BufferConfig {
@@ -493,6 +510,7 @@ fn build(l: &mut Loader<'_>, config_file: Option<PathBuf>) -> Config {
         emf,
         flush,
         flush_budget,
+        max_delay,
         buffer,
         spool,
         batch,
@@ -509,11 +527,12 @@ fn build(l: &mut Loader<'_>, config_file: Option<PathBuf>) -> Config {
         guard: GuardConfig::load(l),
         receiver: ReceiverConfig::load(l),
     };
-    config.sinks = sinks(l, &mut config.http);
+    let otlp_loop = config.otlp.loops_into(&config.receiver);
+    config.sinks = sinks(l, &mut config.http, otlp_loop);
     config
 }
 
-fn sinks(l: &mut Loader<'_>, http: &mut HttpConfig) -> Vec<SinkKind> {
+fn sinks(l: &mut Loader<'_>, http: &mut HttpConfig, otlp_loop: Option<(String, String)>) -> Vec<SinkKind> {
     let mut sinks = Vec::new();
     let mut http_requested = false;
     let requested = l.get("TANDEM_SINKS").unwrap_or_else(|| "stdout".into());
@@ -526,6 +545,11 @@ fn sinks(l: &mut Loader<'_>, http: &mut HttpConfig) -> Vec<SinkKind> {
                 http_requested = true;
                 if http.enable(l) {
                     sinks.push(SinkKind::Http);
+                }
+            }
+            Some(SinkKind::Otlp) if otlp_loop.is_some() => {
+                if let Some((key, why)) = &otlp_loop {
+                    l.problem(key, why.clone());
                 }
             }
             Some(k) => sinks.push(k),

@@ -92,10 +92,7 @@ mod tests {
     use super::*;
 
     fn load(pairs: &[(&str, &str)]) -> (ReceiverConfig, Vec<String>) {
-        let get = |k: &str| pairs.iter().find(|(n, _)| *n == k).map(|(_, v)| (*v).to_owned());
-        let mut l = Loader::new(&get);
-        let c = ReceiverConfig::load(&mut l);
-        (c, l.into_problems().into_iter().map(|p| p.to_string()).collect())
+        crate::config::load::load_pairs(pairs, ReceiverConfig::load)
     }
 
     #[test]

@@ -44,7 +44,7 @@ fn defaults_need_nothing_and_stay_local() {
     assert_eq!(c.otlp.logs.endpoint, "http://127.0.0.1:4318/v1/logs");
     assert_eq!(c.otlp.metrics.endpoint, "http://127.0.0.1:4318/v1/metrics");
     assert_eq!(c.otlp.traces.endpoint, "http://127.0.0.1:4318/v1/traces");
-    assert_eq!(c.otlp.protocol, Protocol::HttpProtobuf);
+    assert_eq!(c.otlp.logs.protocol, Protocol::HttpProtobuf);
     assert_eq!(c.log_types.len(), 3);
     assert!(c.rules.is_empty());
     assert_eq!(c.arch, Arch::native());
@@ -126,8 +126,7 @@ fn every_setting_from_the_environment() {
     assert_eq!(c.otlp.traces.endpoint, "http://tempo:4318/v1/traces");
     assert_eq!(c.otlp.logs.headers, vec![("x-a".into(), "1".into()), ("API-KEY".into(), "k2".into())]);
     assert_eq!(c.otlp.metrics.headers, vec![("api-key".into(), "k1".into()), ("x-a".into(), "1".into())]);
-    assert_eq!(c.otlp.protocol, Protocol::HttpJson);
-    assert!(c.otlp.gzip);
+    assert!(Signal::ALL.iter().all(|s| c.otlp.signal(*s).protocol == Protocol::HttpJson && c.otlp.signal(*s).gzip));
     assert_eq!(c.resource.get_str("service.name"), Some("shop"));
     assert_eq!(c.memory_size_mb, Some(512));
     assert_eq!(c.correlator_options().memory_size_mb, Some(512));
@@ -168,7 +167,8 @@ fn bad_values_are_one_line_each_and_fall_back() {
         "TANDEM_FILE_PATH: \"relative/path\" is not an absolute path; using /tmp/tandem/records.ndjson".into(),
         "TANDEM_HTTP_GZIP: \"maybe\" is not a boolean (true/false); using false".into(),
         "OTEL_EXPORTER_OTLP_ENDPOINT: \"collector:4317\" is not an http:// or https:// URL; using http://127.0.0.1:4318".into(),
-        "OTEL_EXPORTER_OTLP_PROTOCOL: grpc is not supported, use http/protobuf (port 4318); using http/protobuf".into(),
+        "OTEL_EXPORTER_OTLP_PROTOCOL: grpc is not supported by this build's otlp sink (use http/protobuf); using http/protobuf"
+            .into(),
         "OTEL_EXPORTER_OTLP_COMPRESSION: \"zstd\" is not gzip or none; using none".into(),
     ];
     assert_eq!(problems, want);
@@ -191,13 +191,24 @@ fn broken_sinks_are_dropped_and_stdout_is_the_last_resort() {
             "TANDEM_SINKS: no usable sink left; using stdout",
         ]
     );
-    let (c, problems) =
-        load(&[("TANDEM_SINKS", "http,otlp,otlp"), ("TANDEM_HTTP_URL", "ftp://user:pw@host/x?token=1")]);
+    let (c, problems) = load(&[
+        ("TANDEM_SINKS", "http,otlp,otlp"),
+        ("TANDEM_HTTP_URL", "ftp://user:pw@host/x?token=1"),
+        ("TANDEM_OTLP_ENDPOINT", "http://collector:4318"),
+    ]);
     assert_eq!(c.sinks, vec![SinkKind::Otlp]);
     assert_eq!(
         problems,
         vec!["TANDEM_HTTP_URL: \"ftp://***@host/x?***\" is not an http:// or https:// URL; the http sink is dropped"]
     );
+    // The default OTLP endpoint is tandem's own receiver: a loop, refused in one line.
+    let (c, problems) = load(&[("TANDEM_SINKS", "otlp")]);
+    assert_eq!(c.sinks, vec![SinkKind::Stdout]);
+    assert_eq!(problems.len(), 2, "{problems:?}");
+    assert!(problems[0].starts_with("TANDEM_OTLP_ENDPOINT: the otlp sink's logs endpoint"), "{problems:?}");
+    assert_eq!(problems[1], "TANDEM_SINKS: no usable sink left; using stdout");
+    let (c, problems) = load(&[("TANDEM_SINKS", "otlp"), ("TANDEM_OTLP_RECEIVER", "off")]);
+    assert_eq!((c.sinks, problems.len()), (vec![SinkKind::Otlp], 0));
     let (c, _) = load(&[("TANDEM_SINKS", " , ")]);
     assert_eq!(c.sinks, vec![SinkKind::Stdout]);
     let (c, problems) = load(&[("TANDEM_HTTP_URL", "http://127.0.0.1:9000")]);
@@ -307,12 +318,59 @@ fn toml_file_with_environment_overrides() {
     assert_eq!(c.emf.namespace, "FileNs");
     assert_eq!(c.emf.dimensions, vec![("Env".into(), "staging".into())]);
     assert_eq!(c.otlp.traces.endpoint, "http://127.0.0.1:14318/v1/traces");
-    assert_eq!(c.otlp.protocol, Protocol::HttpJson);
+    assert_eq!(c.otlp.traces.protocol, Protocol::HttpJson);
     assert_eq!(c.batch.max_bytes, 2 * MIB);
     assert_eq!(c.rules.len(), 2);
     assert_eq!(c.rules[0].name, "cards");
     assert_eq!(c.rules[0].pattern, r"\d{16}");
     assert_eq!(c.rules[1].name, "#2");
+}
+
+#[test]
+fn max_delay_from_the_environment_or_the_flush_table_with_bounds() {
+    let (c, problems) = load(&[]);
+    assert!(problems.is_empty(), "{problems:?}");
+    assert_eq!(c.max_delay, Duration::from_secs(60));
+    assert!(c.describe().contains("max delay: 60000 ms"), "{}", c.describe());
+    let (c, problems) = load(&[("TANDEM_MAX_DELAY_MS", "5_000")]);
+    assert!(problems.is_empty(), "{problems:?}");
+    assert_eq!(c.max_delay, Duration::from_secs(5));
+    let (c, problems) = load(&[("TANDEM_MAX_DELAY_MS", "0")]);
+    assert!(problems.is_empty(), "0 is allowed: deliver before next whenever something is pending");
+    assert_eq!(c.max_delay, Duration::ZERO);
+    for bad in ["soon", "-1", "3600001", "1.5"] {
+        let (c, problems) = load(&[("TANDEM_MAX_DELAY_MS", bad)]);
+        assert_eq!(c.max_delay, Duration::from_secs(60));
+        assert_eq!(
+            problems,
+            vec![format!(
+                "TANDEM_MAX_DELAY_MS: {bad:?} is not a whole number of milliseconds between 0 and 3600000; using 60000"
+            )]
+        );
+    }
+    let toml = "[flush]\nstrategy = \"adaptive\"\nbudget_ms = 50\nmax_delay_ms = 30000\n";
+    let (c, problems) = with_file(&[("TANDEM_CONFIG", "/etc/tandem.toml")], toml);
+    assert!(problems.is_empty(), "{problems:?}");
+    assert_eq!(
+        (c.flush, c.flush_budget, c.max_delay),
+        (Strategy::Adaptive, Duration::from_millis(50), Duration::from_secs(30))
+    );
+    let (c, _) = with_file(&[("TANDEM_CONFIG", "/etc/tandem.toml")], "max_delay_ms = 120000\n");
+    assert_eq!(c.max_delay, Duration::from_secs(120), "a top-level key too");
+    let (c, problems) = with_file(
+        &[("TANDEM_CONFIG", "/etc/tandem.toml"), ("TANDEM_MAX_DELAY_MS", "1000")],
+        "[flush]\nmax_delay_ms = \"later\"\n",
+    );
+    assert_eq!(c.max_delay, Duration::from_secs(1), "the environment wins");
+    assert!(problems.is_empty(), "{problems:?}");
+    let (c, problems) = with_file(&[("TANDEM_CONFIG", "/etc/tandem.toml")], "[flush]\nmax_delay_ms = \"later\"\n");
+    assert_eq!(c.max_delay, Duration::from_secs(60));
+    assert_eq!(
+        problems,
+        vec!["TANDEM_MAX_DELAY_MS (from /etc/tandem.toml): \"later\" is not a whole number of milliseconds between 0 and 3600000; using 60000"]
+    );
+    let (c, _) = load(&[("TANDEM_FLUSH", "end")]);
+    assert!(!c.describe().contains("max delay"), "only adaptive uses it");
 }
 
 #[test]
@@ -344,6 +402,7 @@ fn describe_summarises_and_redacts() {
         ("TANDEM_SINKS", "stdout,http,otlp"),
         ("TANDEM_HTTP_URL", "https://user:pw@logs.example.com/in?api_key=SECRET"),
         ("OTEL_EXPORTER_OTLP_HEADERS", "x-api-key=SECRET"),
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://collector:4318"),
         ("TANDEM_RULES", r#"[{"kind":"mask","name":"cards","pattern":"x"}]"#),
         ("AWS_LAMBDA_FUNCTION_NAME", "checkout"),
     ]);
@@ -353,7 +412,8 @@ fn describe_summarises_and_redacts() {
         "sinks: stdout, http, otlp",
         "stdout: CloudWatch EMF, namespace \"Tandem\"",
         "http: NDJSON to https://***@logs.example.com/in?***",
-        "logs: http://127.0.0.1:4318/v1/logs (headers: x-api-key=***)",
+        "logs: http/protobuf http://collector:4318/v1/logs, gzip off, timeout 10000 ms (headers: x-api-key=***)",
+        "otlp receiver: http 127.0.0.1:4318, grpc 127.0.0.1:4317",
         "flush: adaptive, budget 100 ms",
         "rules: mask \"cards\"",
         "service.name=checkout",

@@ -2,16 +2,19 @@
 //! HTTP/1.1 connection per destination (hyper's client connection, no pool), plain TCP
 //! or TLS.
 //!
-//! Owns connecting (to a destination [`url`] parsed), TLS (rustls with the
-//! ring provider and the webpki roots, built at the first `https` connection, never at
-//! start; only with the `tls` feature), and reading the answer. It never retries a
+//! Owns connecting (to a destination [`url`] parsed), TLS ([`tls`]: rustls with the
+//! ring provider, the webpki roots and optionally a private CA and a client
+//! certificate, built at the first `https` connection, never at start; only with the
+//! `tls` feature), and reading the answer. It never retries a
 //! request that may have been sent (the caller decides, with its backoff); it only
 //! replaces a connection found closed before a request was written to it. A request
 //! cancelled half-way (its future dropped at a deadline) takes its connection with it,
 //! since nobody knows what state that connection is in.
 
+pub mod tls;
 pub mod url;
 
+use tls::TlsFiles;
 use url::Endpoint;
 
 use bytes::Bytes;
@@ -45,6 +48,7 @@ pub struct Client {
     port: u16,
     sender: Option<SendRequest<Full<Bytes>>>,
     answer_limit: usize,
+    tls: TlsFiles,
 }
 
 impl Client {
@@ -56,7 +60,15 @@ impl Client {
             port: endpoint.port,
             sender: None,
             answer_limit: MAX_ANSWER_BYTES,
+            tls: TlsFiles::default(),
         }
+    }
+
+    /// Uses `files` (a private CA, a client certificate) for `https`; read at the first
+    /// connection, not here.
+    pub fn with_tls(mut self, files: TlsFiles) -> Client {
+        self.tls = files;
+        self
     }
 
     /// Reads answers up to `limit` bytes instead of 64 KiB (the AWS client: a secret's
@@ -124,9 +136,22 @@ impl Client {
             .map_err(|e| format!("cannot connect to {}:{}: {e}", self.host, self.port))?;
         let _ = tcp.set_nodelay(true);
         if self.https {
-            return tls::handshake(&self.host, tcp).await;
+            #[cfg(feature = "tls")]
+            {
+                let stream = tls::connect(&self.host, tcp, &self.tls, b"http/1.1").await?;
+                return self.http1(stream).await;
+            }
+            #[cfg(not(feature = "tls"))]
+            return Err(format!("cannot connect to {} with https: this build of tandem has no TLS support", self.host));
         }
-        let (sender, conn) = http1::handshake(TokioIo::new(tcp))
+        self.http1(tcp).await
+    }
+
+    async fn http1<S>(&self, stream: S) -> Result<SendRequest<Full<Bytes>>, String>
+    where
+        S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin + 'static,
+    {
+        let (sender, conn) = http1::handshake(TokioIo::new(stream))
             .await
             .map_err(|e| format!("HTTP handshake with {}:{} failed: {e}", self.host, self.port))?;
         tokio::spawn(async move {
@@ -170,60 +195,6 @@ pub fn header_map(pairs: &[(String, String)]) -> HeaderMap {
         }
     }
     map
-}
-
-#[cfg(feature = "tls")]
-mod tls {
-    use super::*;
-    use std::sync::{Arc, OnceLock};
-    use tokio_rustls::rustls::pki_types::ServerName;
-    use tokio_rustls::rustls::{ClientConfig, RootCertStore};
-    use tokio_rustls::TlsConnector;
-
-    /// Built at the first https connection: the roots are compiled in (no certificate
-    /// directory scan), the provider is ring.
-    static CONFIG: OnceLock<Result<Arc<ClientConfig>, String>> = OnceLock::new();
-
-    fn config() -> Result<Arc<ClientConfig>, String> {
-        CONFIG
-            .get_or_init(|| {
-                let roots = RootCertStore { roots: webpki_roots::TLS_SERVER_ROOTS.to_vec() };
-                let provider = Arc::new(tokio_rustls::rustls::crypto::ring::default_provider());
-                let mut cfg = ClientConfig::builder_with_provider(provider)
-                    .with_safe_default_protocol_versions()
-                    .map_err(|e| format!("cannot set up TLS: {e}"))?
-                    .with_root_certificates(roots)
-                    .with_no_client_auth();
-                cfg.alpn_protocols = vec![b"http/1.1".to_vec()];
-                Ok(Arc::new(cfg))
-            })
-            .clone()
-    }
-
-    pub async fn handshake(host: &str, tcp: TcpStream) -> Result<SendRequest<Full<Bytes>>, String> {
-        let name =
-            ServerName::try_from(host.to_owned()).map_err(|e| format!("{host:?} is not a TLS server name: {e}"))?;
-        let stream = TlsConnector::from(config()?)
-            .connect(name, tcp)
-            .await
-            .map_err(|e| format!("TLS handshake with {host} failed: {e}"))?;
-        let (sender, conn) = http1::handshake(TokioIo::new(stream))
-            .await
-            .map_err(|e| format!("HTTP handshake with {host} failed: {e}"))?;
-        tokio::spawn(async move {
-            let _ = conn.await;
-        });
-        Ok(sender)
-    }
-}
-
-#[cfg(not(feature = "tls"))]
-mod tls {
-    use super::*;
-
-    pub async fn handshake(host: &str, _tcp: TcpStream) -> Result<SendRequest<Full<Bytes>>, String> {
-        Err(format!("cannot connect to {host} with https: this build of tandem has no TLS support"))
-    }
 }
 
 #[cfg(test)]
