@@ -43,6 +43,8 @@
 //!   (`sink/<name>/mod.rs`), [`sink::drive`] (retries with backoff, shared by all) and
 //!   [`sink::transport`] (the one HTTP client);
 //! - [`delivery`]: the lanes (queue and sink) and the flushes that drain them;
+//! - [`receiver`]: the OTLP receiver on 127.0.0.1 (the function's own OpenTelemetry
+//!   export into the lanes; its decoding and annotation are pure);
 //! - [`app`]: the lifecycle glue, as a `tandem_sdk::Handler`;
 //! - [`diag`]: the extension's own diagnostic lines.
 //!
@@ -68,6 +70,7 @@ pub mod logs;
 pub mod model;
 pub mod pipeline;
 pub mod queue;
+pub mod receiver;
 pub mod rules;
 #[cfg(feature = "secrets")]
 pub mod secrets;

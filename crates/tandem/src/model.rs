@@ -1,13 +1,18 @@
 //! The pipeline's records: what intake produces, the buffer holds, the spool writes to
 //! disk (one JSON line per [`Item`]) and the encoders turn into request bodies.
 //!
-//! Owns the shape of [`LogRecord`], [`Invocation`] and [`HealthSnapshot`] and their
-//! serde form (camelCase, `{"type":"log"|"invocation"|"health", ...}`), which is also the
-//! spool's on-disk format: change it only compatibly (add optional fields).
+//! Owns the shape of [`LogRecord`], [`Invocation`], [`HealthSnapshot`] and [`Received`]
+//! and their serde form (camelCase, `{"type":"log"|"invocation"|"health"|"otlp", ...}`),
+//! which is also the spool's on-disk format: change it only compatibly (add optional
+//! fields).
 //!
 //! Never does I/O and never parses telemetry: `logs` and `invocation` build these
 //! records, `encode` renders them.
 
+use opentelemetry_proto::tonic::logs::v1::ResourceLogs;
+use opentelemetry_proto::tonic::metrics::v1::ResourceMetrics;
+use opentelemetry_proto::tonic::trace::v1::ResourceSpans;
+use prost::Message;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use std::collections::BTreeMap;
@@ -329,8 +334,12 @@ pub struct HealthSnapshot {
     /// Each sink's state, by sink.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub sinks: BTreeMap<String, SinkHealth>,
-    /// Records written to the disk spool.
+    /// Records written to the disk spool only (beyond the memory bound).
     pub spooled: u64,
+    /// Records held in memory without their write-ahead copy (the spool had no room or
+    /// failed): a `kill -9` would lose them.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub not_written_ahead: u64,
     /// Records dropped, by reason (`rule`, `buffer_full`, `spool_full`, `permanent_error`,
     /// `retries_exhausted`, `lambda_logs_dropped`, ...). Sorted for stable output.
     #[serde(default)]
@@ -366,6 +375,10 @@ pub struct SinkHealth {
     pub pending: u64,
 }
 
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
 impl HealthSnapshot {
     /// Every record dropped, whatever the reason.
     pub fn dropped_total(&self) -> u64 {
@@ -384,6 +397,48 @@ pub enum Item {
     Invocation(Box<Invocation>),
     /// A health snapshot of the extension.
     Health(Box<HealthSnapshot>),
+    /// OTLP data the function exported to the receiver.
+    Otlp(Box<Received>),
+}
+
+/// One OTLP export request the receiver took in (one signal; the other two lists are
+/// empty): the function's resources and scopes exactly as sent, plus only the
+/// attributes the receiver adds (see `receiver::annotate`). Spooled in OTLP/JSON form
+/// (`opentelemetry-proto`'s serde: hex ids, 64-bit integers as strings).
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Received {
+    /// When the receiver took it, ms since the epoch.
+    pub time_ms: u64,
+    /// The invocation running when it arrived, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<String>,
+    /// Spans (`/v1/traces`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub resource_spans: Vec<ResourceSpans>,
+    /// Metrics (`/v1/metrics`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub resource_metrics: Vec<ResourceMetrics>,
+    /// Log records (`/v1/logs`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub resource_logs: Vec<ResourceLogs>,
+}
+
+impl Received {
+    /// See [`Item::approx_size`]: the protobuf size, tripled for the JSON form (hex
+    /// ids, quoted integers, field names, empty fields written out). Linear, no
+    /// allocation.
+    pub fn approx_size(&self) -> usize {
+        let pb: usize = self.resource_spans.iter().map(Message::encoded_len).sum::<usize>()
+            + self.resource_metrics.iter().map(Message::encoded_len).sum::<usize>()
+            + self.resource_logs.iter().map(Message::encoded_len).sum::<usize>();
+        160 + pb * 3 + self.request_id.as_ref().map_or(0, |r| r.len() + 16)
+    }
+
+    /// Whether it holds nothing at all.
+    pub fn is_empty(&self) -> bool {
+        self.resource_spans.is_empty() && self.resource_metrics.is_empty() && self.resource_logs.is_empty()
+    }
 }
 
 impl From<LogRecord> for Item {
@@ -395,6 +450,12 @@ impl From<LogRecord> for Item {
 impl From<Invocation> for Item {
     fn from(i: Invocation) -> Item {
         Item::Invocation(Box::new(i))
+    }
+}
+
+impl From<Received> for Item {
+    fn from(r: Received) -> Item {
+        Item::Otlp(Box::new(r))
     }
 }
 
@@ -415,6 +476,7 @@ impl Item {
             Item::Health(h) => {
                 340 + h.dropped.keys().chain(h.delivered_by_sink.keys()).map(|k| k.len() + 24).sum::<usize>()
             }
+            Item::Otlp(r) => r.approx_size(),
         }
     }
 
@@ -424,6 +486,7 @@ impl Item {
             Item::Log(l) => l.time_ms,
             Item::Invocation(i) => i.start_ms,
             Item::Health(h) => h.time_ms,
+            Item::Otlp(r) => r.time_ms,
         }
     }
 }
@@ -540,6 +603,35 @@ mod tests {
             let back: Item = serde_json::from_str(&line).unwrap();
             assert_eq!(back, item, "{line}");
         }
+    }
+
+    #[test]
+    fn received_otlp_round_trips_through_its_spool_form() {
+        use opentelemetry_proto::tonic::trace::v1::{ScopeSpans, Span};
+        let r = Received {
+            time_ms: 7,
+            request_id: Some("r-1".into()),
+            resource_spans: vec![ResourceSpans {
+                scope_spans: vec![ScopeSpans {
+                    spans: vec![Span {
+                        trace_id: vec![1; 16],
+                        span_id: vec![2; 8],
+                        start_time_unix_nano: u64::MAX - 1,
+                        ..Span::default()
+                    }],
+                    ..ScopeSpans::default()
+                }],
+                ..ResourceSpans::default()
+            }],
+            ..Received::default()
+        };
+        let line = serde_json::to_string(&Item::from(r.clone())).unwrap();
+        assert!(line.starts_with("{\"type\":\"otlp\""), "{line}");
+        assert!(line.contains("\"traceId\":\"01010101010101010101010101010101\""), "{line}");
+        assert!(!line.contains("resourceLogs"), "{line}");
+        assert_eq!(serde_json::from_str::<Item>(&line).unwrap(), Item::from(r.clone()));
+        let size = Item::from(r).approx_size();
+        assert!(size >= line.len() / 2 && size <= line.len() * 4, "{size} vs {}", line.len());
     }
 
     #[test]

@@ -8,6 +8,7 @@
 //! {"type":"log","time":"2024-01-01T00:00:00.123Z","level":"INFO","source":"function","requestId":"…","traceId":"…","message":"…","attributes":{…}}
 //! {"type":"invocation","time":"<start, RFC 3339>","requestId":"…",…every Invocation field, camelCase…}
 //! {"type":"health","time":"…",…every HealthSnapshot field, camelCase…}
+//! {"type":"span"|"metric"|"log","source":"otlp",…}   (received OTLP: see `received`)
 //! ```
 //!
 //! Absent optional fields (`requestId`, `traceId`, empty `attributes`, …) are omitted,
@@ -27,6 +28,7 @@ pub fn encode_item(item: &Item, out: &mut Vec<u8>) {
         Item::Log(l) => encode_log(l, out),
         Item::Invocation(i) => encode_invocation(i, out),
         Item::Health(h) => encode_health(h, out),
+        Item::Otlp(r) => super::received::encode_received(r, out),
     }
 }
 

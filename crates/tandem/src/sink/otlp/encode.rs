@@ -105,6 +105,16 @@ pub fn encode_json<M: serde::Serialize>(req: &M) -> Vec<u8> {
     out
 }
 
+/// Appends `resources` to an encoded export request as more entries of its field 1
+/// (`resource_spans`, `resource_metrics`, `resource_logs`): protobuf concatenation
+/// merges repeated fields, so the received data needs no copy and no re-encoding of
+/// what is already there.
+pub fn append_resources<'a, R: prost::Message + 'a>(body: &mut Vec<u8>, resources: impl IntoIterator<Item = &'a R>) {
+    for r in resources {
+        prost::encoding::message::encode(1, r, body);
+    }
+}
+
 pub(crate) fn string(s: &str) -> AnyValue {
     AnyValue { value: Some(any_value::Value::StringValue(s.to_owned())) }
 }

@@ -157,7 +157,7 @@ pub fn encode_item(item: &Item, opts: &EmfOptions, out: &mut Vec<u8>) -> bool {
     match item {
         Item::Invocation(i) => encode_invocation(i, opts, out),
         Item::Health(h) => encode_health(h, None, opts, out),
-        Item::Log(_) => return false,
+        Item::Log(_) | Item::Otlp(_) => return false,
     }
     true
 }

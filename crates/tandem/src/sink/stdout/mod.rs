@@ -48,7 +48,7 @@ impl StdoutSink {
                     emf::encode_health(h, previous.as_ref(), &self.opts, &mut self.buf);
                     previous = Some((**h).clone());
                 }
-                Item::Log(_) => {}
+                Item::Log(_) | Item::Otlp(_) => {}
             }
         }
         previous
@@ -78,9 +78,11 @@ impl Deliver for StdoutSink {
         Ok(StdoutSink::new(config.emf.clone()))
     }
 
-    /// Metrics only: the function's log lines are in CloudWatch already.
+    /// Metrics only: the function's log lines are in CloudWatch already. OTLP data the
+    /// receiver took in has no EMF form here: the receiver counts it as not deliverable
+    /// to this sink (`receiver::UNDELIVERABLE_STDOUT`).
     fn accepts(item: &Item) -> bool {
-        !matches!(item, Item::Log(_))
+        !matches!(item, Item::Log(_) | Item::Otlp(_))
     }
 
     fn attempt_timeout(&self) -> Duration {

@@ -1,0 +1,160 @@
+//! receiver: the OTLP receiver on 127.0.0.1 (never 0.0.0.0): what the function's
+//! OpenTelemetry SDK exports (auto-instrumentation through `AWS_LAMBDA_EXEC_WRAPPER`)
+//! enters the same lanes as tandem's own telemetry, with the same guarantee.
+//!
+//! Owns the acknowledgement rule for received data: success is answered only after the
+//! request was pushed into the lanes ([`Lanes::push`]: `Delivery::push`, held in the
+//! queues and their write-ahead); otherwise a retryable refusal (503 + `Retry-After`,
+//! gRPC `UNAVAILABLE`) while the lanes are over their bound or once SHUTDOWN began, so
+//! that the exporter in the function retries rather than drops.
+//!
+//! - [`decode`] (pure): paths, encodings, gzip within the bound, validation, answers;
+//! - [`annotate`] (pure): the invocation's link and `faas.invocation_id`;
+//! - [`http`]: the OTLP/HTTP listener (hyper);
+//! - [`State`]: the current invocation and the open/closed switch, set by the app.
+//!
+//! On only when `TANDEM_OTLP_RECEIVER` says so and a sink can carry what it receives
+//! (`otlp`, `file`, `http`); `stdout` has no form for it, and each received item is
+//! counted there as not deliverable ([`UNDELIVERABLE_STDOUT`]), never silently lost.
+
+pub mod annotate;
+pub mod decode;
+pub mod http;
+
+use crate::config::{ReceiverConfig, SinkKind};
+use crate::model::{Item, Received};
+use annotate::Current;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::sync::{Arc, Mutex, RwLock};
+
+/// The health `dropped` reason of received items the `stdout` sink cannot carry.
+pub const UNDELIVERABLE_STDOUT: &str = "otlp_undeliverable_stdout";
+
+/// Where received data goes: the app's lanes.
+pub trait Lanes: Send + Sync + 'static {
+    /// What the fullest lane holds now, bytes (memory and spool).
+    fn pending_bytes(&self) -> u64;
+    /// Holds `item` in the lanes (returns once it is held).
+    fn push(&self, item: Item);
+    /// Counts `n` items dropped for `reason` in the health snapshot.
+    fn dropped(&self, reason: &'static str, n: u64);
+}
+
+/// What the app tells the receiver: the running invocation, and when to stop taking
+/// data in.
+#[derive(Debug, Default)]
+pub struct State {
+    current: Mutex<Option<Current>>,
+    /// `true` once SHUTDOWN began: held for writing while it flips, and for reading
+    /// across each admission and push, so nothing is pushed after the drain started.
+    closed: RwLock<bool>,
+}
+
+impl State {
+    /// A new invocation began (INVOKE): received data is stamped with it from now.
+    pub fn invoke(&self, request_id: &str, trace_header: Option<&str>) {
+        *self.current.lock().unwrap_or_else(|p| p.into_inner()) = Some(Current::new(request_id, trace_header));
+    }
+
+    /// SHUTDOWN: refuse (retryably) from now on; returns once no push is under way.
+    pub fn close(&self) {
+        *self.closed.write().unwrap_or_else(|p| p.into_inner()) = true;
+    }
+
+    fn current(&self) -> Option<Current> {
+        self.current.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+}
+
+/// The outcome of offering a request to the lanes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Admission {
+    /// Pushed: answer success.
+    Held,
+    /// Not taken now, retryable: the lanes are over their bound.
+    Busy,
+    /// Not taken: SHUTDOWN began.
+    Closed,
+}
+
+/// The receiver's shared parts, one per process.
+pub struct Receiver {
+    state: Arc<State>,
+    lanes: Arc<dyn Lanes>,
+    /// The lanes' bound, bytes: a request is refused (retryably) when the fullest lane
+    /// would go over it.
+    capacity: u64,
+    stdout: bool,
+}
+
+impl Receiver {
+    /// Annotates `received` with the current invocation and pushes it, unless the
+    /// lanes are full or closed. `time_ms` is now.
+    pub fn offer(&self, mut received: Received, time_ms: u64) -> Admission {
+        let closed = self.state.closed.read().unwrap_or_else(|p| p.into_inner());
+        if *closed {
+            return Admission::Closed;
+        }
+        let size = received.approx_size() as u64;
+        if self.lanes.pending_bytes().saturating_add(size) > self.capacity {
+            return Admission::Busy;
+        }
+        received.time_ms = time_ms;
+        annotate::annotate(&mut received, self.state.current().as_ref());
+        if self.stdout {
+            self.lanes.dropped(UNDELIVERABLE_STDOUT, decode::count_items(&received));
+        }
+        self.lanes.push(Item::from(received));
+        drop(closed);
+        Admission::Held
+    }
+}
+
+/// Whether a sink of `kind` carries received OTLP data.
+pub fn carries(kind: SinkKind) -> bool {
+    !matches!(kind, SinkKind::Stdout)
+}
+
+/// Binds and serves the enabled listeners in the background of the current tokio
+/// runtime. Call it before registering, so the function's INIT can export. Off (and
+/// `None`) when no sink in `sinks` carries received data; a port that cannot be bound
+/// is one error line, and tandem carries on without that listener.
+pub fn start(
+    cfg: &ReceiverConfig,
+    sinks: &[SinkKind],
+    capacity: u64,
+    state: Arc<State>,
+    lanes: Arc<dyn Lanes>,
+) -> Option<Arc<Receiver>> {
+    if !cfg.enabled() {
+        return None;
+    }
+    if !sinks.iter().any(|&k| carries(k)) {
+        crate::diag::debug(format_args!(
+            "otlp receiver: off (no sink carries OTLP data; add otlp, file or http to TANDEM_SINKS)"
+        ));
+        return None;
+    }
+    let receiver = Arc::new(Receiver { state, lanes, capacity, stdout: sinks.contains(&SinkKind::Stdout) });
+    if let Some(port) = cfg.http {
+        if let Some(listener) = bind(port, "OTLP/HTTP") {
+            tokio::spawn(http::serve(listener, Arc::clone(&receiver)));
+        }
+    }
+    Some(receiver)
+}
+
+fn bind(port: u16, what: &str) -> Option<tokio::net::TcpListener> {
+    let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
+    let bound = std::net::TcpListener::bind(addr).and_then(|l| {
+        l.set_nonblocking(true)?;
+        tokio::net::TcpListener::from_std(l)
+    });
+    match bound {
+        Ok(l) => Some(l),
+        Err(e) => {
+            crate::diag::error(format_args!("otlp receiver: {what} not started: cannot listen on {addr}: {e}"));
+            None
+        }
+    }
+}
