@@ -27,7 +27,7 @@ use crate::diag;
 use crate::flush::Pending;
 use crate::health::{Health, LaneView, SinkState};
 use crate::model::Item;
-use crate::queue::{Queue, SpoolSettings};
+use crate::queue::{Incoming, Queue, SpoolSettings};
 use crate::sink::drive::Transition;
 use crate::sink::{drive, Breaker, Driven, Plan, Seen, Sink};
 use std::future::{poll_fn, Future};
@@ -225,16 +225,38 @@ impl Delivery {
 
     /// Queues records on every lane whose sink takes them, numbered in arrival order
     /// (the number is the records' identity in requests: see the `http` sink's
-    /// `Idempotency-Key`). Returns once each is held (in memory or in a spool) or
-    /// counted as dropped.
+    /// `Idempotency-Key`). Returns once each is held (in memory with its write-ahead
+    /// copy written, or in a spool) or counted as dropped: the caller may acknowledge
+    /// them then. Each record is encoded once for every lane's write-ahead.
     pub fn push(&self, items: Vec<Item>, now_ms: u64) {
-        for item in items {
-            let item = Arc::new(item);
-            let seq = self.next_seq.fetch_add(1, Ordering::Relaxed);
-            for lane in &self.lanes {
-                if Sink::accepts(lane.kind, &item) {
-                    lane.queue().push(item.clone(), now_ms, seq);
-                }
+        if items.is_empty() {
+            return;
+        }
+        let first = self.next_seq.fetch_add(items.len() as u64, Ordering::Relaxed);
+        let items: Vec<Arc<Item>> = items.into_iter().map(Arc::new).collect();
+        let mut text = Vec::with_capacity(items.len() * 256);
+        let mut ends = Vec::with_capacity(items.len());
+        let origin = crate::spool::origin();
+        for (i, item) in items.iter().enumerate() {
+            // An error is not reachable for the model's types; the line is then empty
+            // and the record held in memory only.
+            let _ = crate::spool::encode_line(&mut text, origin, first + i as u64, item);
+            ends.push(text.len());
+        }
+        for lane in &self.lanes {
+            let mut start = 0;
+            let batch: Vec<Incoming<'_>> = items
+                .iter()
+                .zip(&ends)
+                .enumerate()
+                .filter_map(|(i, (item, &end))| {
+                    let line = &text[start..end];
+                    start = end;
+                    Sink::accepts(lane.kind, item).then_some(Incoming { item, seq: first + i as u64, line })
+                })
+                .collect();
+            if !batch.is_empty() {
+                lane.queue().push_batch(&batch, now_ms);
             }
         }
     }

@@ -34,8 +34,10 @@ pub mod reason {
 /// Counters of one queue, totals since start (kept by the queue, added up here).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct QueueStats {
-    /// Records written to the spool.
+    /// Records written to the spool only (memory was full, or the disk held older ones).
     pub spooled: u64,
+    /// Records held in memory without a write-ahead copy (the spool had no room).
+    pub not_written_ahead: u64,
     /// Records accepted by the sink.
     pub delivered: u64,
     /// Records the sink rejected permanently.
@@ -154,6 +156,7 @@ impl Health {
         let mut delivered_by_sink = BTreeMap::new();
         let mut sinks = BTreeMap::new();
         let (mut delivered, mut spooled, mut records, mut bytes, mut spool_bytes) = (0, 0, 0, 0, 0);
+        let mut not_written_ahead = 0;
         for lane in lanes {
             let s = lane.stats;
             add(reason::BUFFER_FULL, s.dropped_buffer_full);
@@ -173,6 +176,7 @@ impl Health {
                 },
             );
             spooled += s.spooled;
+            not_written_ahead += s.not_written_ahead;
             records += lane.pending.records as u64;
             bytes += lane.pending.bytes as u64;
             spool_bytes += lane.spool_bytes;
@@ -187,6 +191,7 @@ impl Health {
             duplicates_sent: self.duplicates_sent,
             sinks,
             spooled,
+            not_written_ahead,
             dropped,
             buffered_records: records,
             buffered_bytes: bytes,

@@ -6,14 +6,19 @@
 //! where they are. Items are shared across the sinks' queues (`Arc`), so a record sent
 //! to four sinks is held once in memory.
 //!
-//! Memory is bounded ([`BufferConfig`], per queue). Beyond the bound, and as long as
-//! anything waits on disk (to keep the order), new records go to the sink's
-//! [`Spool`]; they are read back a segment at a time when the front needs them. When
-//! the sink is failing, [`Queue::persist`] writes what memory holds to the spool too,
-//! so that a frozen or killed extension loses nothing. The spool is opened lazily (its
-//! first use, or the first look at what is pending) so that start-up never scans a
-//! directory; a new process finds the segments of the previous one there and delivers
-//! them first.
+//! The write-ahead: with a spool, every record taken into memory is also copied to
+//! the sink's [`Spool`] ([`Queue::push_batch`] writes a batch's copies with one `write`
+//! before it returns, so an acknowledged batch survives a `kill -9`; no `fsync`: the
+//! page cache survives the process). A segment is deleted once every record in it was
+//! delivered, and the spool's cursor records how much of a partly delivered segment
+//! was, so a new process neither loses nor re-sends. Memory is bounded
+//! ([`BufferConfig`], per queue). Beyond the bound, and as long as anything waits on
+//! disk (to keep the order), new records go to the spool only; they are read back a
+//! segment at a time when the front needs them. [`Queue::persist`] writes what memory
+//! holds without a copy (the spool had no room, or none) when the sink is failing.
+//! The spool is opened at the first record (or the first look at what is pending), so
+//! start-up never scans a directory; a new process finds the segments of the previous
+//! one there and delivers them first.
 //!
 //! Never does network I/O and never blocks on anything but the local file system. A
 //! spool I/O error turns the spool off (memory only, told once); when memory is full
@@ -25,7 +30,7 @@ use crate::diag;
 use crate::flush::Pending;
 use crate::health::QueueStats;
 use crate::model::Item;
-use crate::spool::Spool;
+use crate::spool::{origin, Spool, Stamp};
 use std::collections::{HashMap, VecDeque};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -44,8 +49,9 @@ pub struct Entry {
     pub progress: u8,
     /// A request carrying it was permanently rejected.
     pub rejected: bool,
-    /// Its number in arrival order (0 when unknown: read back from the spool).
-    pub seq: u64,
+    /// Its identity: the process that numbered it and its number in arrival order
+    /// (kept in the spool; the `http` sink's `Idempotency-Key` is made of it).
+    pub stamp: Stamp,
     /// The spool segment holding a copy of it.
     seg: Option<u64>,
 }
@@ -54,7 +60,15 @@ impl Entry {
     /// An entry for `item`, entered at `at_ms`.
     pub fn new(item: Arc<Item>, at_ms: u64) -> Entry {
         let size = item.approx_size() as u64;
-        Entry { item, size, at_ms, progress: 0, rejected: false, seq: 0, seg: None }
+        Entry {
+            item,
+            size,
+            at_ms,
+            progress: 0,
+            rejected: false,
+            stamp: Stamp { origin: origin().clone(), seq: 0 },
+            seg: None,
+        }
     }
 }
 
@@ -83,9 +97,44 @@ pub struct Queue {
     mem: VecDeque<Entry>,
     mem_bytes: u64,
     disk: Disk,
-    /// Spool segments loaded in memory: `(entries still there, entries loaded)`.
-    backed: HashMap<u64, (u64, u64)>,
+    /// Spool segments whose records are in memory.
+    backed: HashMap<u64, Backed>,
     stats: QueueStats,
+}
+
+/// A spool segment whose records are in memory.
+#[derive(Debug, Clone, Copy, Default)]
+struct Backed {
+    /// Its records still in memory (not delivered).
+    left: u64,
+    /// Its records taken into memory.
+    loaded: u64,
+    /// Its first records, delivered by a previous process (skipped when loaded).
+    skipped: u64,
+}
+
+impl Backed {
+    fn new(loaded: u64, skipped: u64) -> Backed {
+        Backed { left: loaded, loaded, skipped }
+    }
+
+    /// Records of the segment delivered, counted from its first line.
+    fn delivered(&self) -> u64 {
+        self.skipped + self.loaded - self.left
+    }
+}
+
+/// A record arriving at a queue: the record, its number in arrival order, and its
+/// line in the spool form (encoded once for all queues).
+#[derive(Debug, Clone, Copy)]
+pub struct Incoming<'a> {
+    /// The record (shared across queues).
+    pub item: &'a Arc<Item>,
+    /// Its number in arrival order.
+    pub seq: u64,
+    /// Its spool line (see [`crate::spool::encode_line`]: stamped with this process's
+    /// origin and `seq`), ending in a newline.
+    pub line: &'a [u8],
 }
 
 /// The spool of a queue: its directory and bounds.
@@ -198,18 +247,80 @@ impl Queue {
         self.mem.push_back(entry);
     }
 
-    /// Takes a record in: memory while it has room and nothing waits on disk, else the
-    /// spool; dropped (and counted) only when neither can hold it.
-    pub fn push(&mut self, item: Arc<Item>, now_ms: u64, seq: u64) {
-        let mut entry = Entry::new(item, now_ms);
-        entry.seq = seq;
-        let disk_waiting = self.spool().is_some_and(|s| s.has_unloaded());
-        if !disk_waiting && self.fits(entry.size) {
-            self.push_mem(entry);
-            return;
+    /// Takes a batch of records in, in order: each one into memory while it has room
+    /// and nothing waits on disk, with its write-ahead copy in the spool (one `write`
+    /// for the batch, before returning), else into the spool only; dropped (and
+    /// counted) only when neither can hold it.
+    pub fn push_batch(&mut self, batch: &[Incoming<'_>], now_ms: u64) {
+        let mut staged = false;
+        for incoming in batch {
+            let mut entry = Entry::new(incoming.item.clone(), now_ms);
+            entry.stamp.seq = incoming.seq;
+            let disk_waiting = self.spool().is_some_and(|s| s.has_unloaded());
+            if !disk_waiting && self.fits(entry.size) {
+                entry.seg = self.write_ahead(incoming.line);
+                if let Some(seg) = entry.seg {
+                    staged = true;
+                    let b = self.backed.entry(seg).or_default();
+                    b.left += 1;
+                    b.loaded += 1;
+                }
+                self.push_mem(entry);
+                continue;
+            }
+            self.overflow(entry, incoming.line);
         }
-        let appended = match self.spool() {
-            Some(spool) => spool.append(&entry.item),
+        if staged {
+            let synced = self.spool().map(Spool::sync);
+            if let Some(Err(e)) = synced {
+                // The copies of this batch may be cut: they are held in memory only now.
+                self.spool_failed("write", e);
+            }
+        }
+    }
+
+    /// Takes one record in (see [`Queue::push_batch`]).
+    #[cfg(test)]
+    pub fn push(&mut self, item: Arc<Item>, now_ms: u64, seq: u64) {
+        let mut line = Vec::new();
+        let _ = crate::spool::encode_line(&mut line, origin(), seq, &item);
+        self.push_batch(&[Incoming { item: &item, seq, line: &line }], now_ms);
+    }
+
+    /// Stages `line` as a write-ahead copy; the segment holding it, if any.
+    fn write_ahead(&mut self, line: &[u8]) -> Option<u64> {
+        if line.is_empty() {
+            // Could not be encoded: held in memory only.
+            self.stats.not_written_ahead += 1;
+            return None;
+        }
+        let staged = self.spool()?.append_resident(line);
+        match staged {
+            Ok(Some(seg)) => Some(seg),
+            Ok(None) => {
+                self.stats.not_written_ahead += 1;
+                diag::once(
+                    crate::diag::LogLevel::Warn,
+                    &format!("{}-spool-no-room", self.name),
+                    format_args!(
+                        "{}: the spool is full; new records are held in memory only until it has room",
+                        self.name
+                    ),
+                );
+                None
+            }
+            Err(e) => {
+                self.spool_failed("write", e);
+                None
+            }
+        }
+    }
+
+    /// Takes a record that memory cannot hold (or that must queue behind the disk).
+    fn overflow(&mut self, entry: Entry, line: &[u8]) {
+        let spool = if line.is_empty() { None } else { self.spool() };
+        let appended = match spool {
+            Some(spool) => spool.append_line(line),
             None => {
                 if self.fits(entry.size) {
                     self.push_mem(entry);
@@ -274,9 +385,12 @@ impl Queue {
                         self.remove_segment(loaded.id);
                         continue;
                     }
-                    self.backed.insert(loaded.id, (n, n));
-                    for item in loaded.items {
+                    self.backed.insert(loaded.id, Backed::new(n, loaded.skipped));
+                    for (item, stamp) in loaded.items.into_iter().zip(loaded.stamps) {
                         let mut entry = Entry::new(Arc::new(item), 0);
+                        if let Some(stamp) = stamp {
+                            entry.stamp = stamp;
+                        }
                         entry.seg = Some(loaded.id);
                         self.push_mem(entry);
                     }
@@ -347,20 +461,44 @@ impl Queue {
         }
         self.stats.delivered += delivered;
         self.stats.rejected += rejected;
+        self.save_cursor();
         (delivered, rejected)
     }
 
     fn release(&mut self, seg: u64) {
         let left = match self.backed.get_mut(&seg) {
-            Some((left, _)) => {
-                *left = left.saturating_sub(1);
-                *left
+            Some(b) => {
+                b.left = b.left.saturating_sub(1);
+                b.left
             }
             None => return,
         };
         if left == 0 {
             self.backed.remove(&seg);
             self.remove_segment(seg);
+        }
+    }
+
+    /// Tells the spool which segment is partly delivered, and how far (commits are in
+    /// order, so at most one is: the oldest one still backing memory).
+    fn save_cursor(&mut self) {
+        let (seg, delivered) = self
+            .backed
+            .iter()
+            .filter(|(_, b)| b.left > 0)
+            .min_by_key(|(seg, _)| **seg)
+            .map_or((0, 0), |(seg, b)| (*seg, b.delivered()));
+        let saved = match self.spool() {
+            Some(spool) => spool.set_cursor(seg, delivered),
+            None => return,
+        };
+        if let Err(e) = saved {
+            // Costs at most a re-send of that segment's delivered records after a restart.
+            diag::once(
+                crate::diag::LogLevel::Warn,
+                &format!("{}-spool-cursor", self.name),
+                format_args!("{}: cannot record delivery progress in the spool: {e}", self.name),
+            );
         }
     }
 
@@ -375,17 +513,15 @@ impl Queue {
     }
 
     /// Writes what memory holds to the spool, in front of everything on disk, so that
-    /// it survives the process; only when the spool does not hold exactly that already
-    /// (records only in memory, or a segment partly delivered, which would be
-    /// delivered twice). Returns whether it wrote.
+    /// it survives the process; only when some record in memory has no copy there
+    /// (the write-ahead had no room or no spool). Returns whether it wrote.
     pub fn persist(&mut self) -> bool {
-        let partial = self.backed.values().any(|(left, loaded)| left < loaded);
-        if !partial && self.mem.iter().all(|e| e.seg.is_some()) {
+        if self.mem.iter().all(|e| e.seg.is_some()) {
             return false;
         }
-        let items: Vec<Arc<Item>> = self.mem.iter().map(|e| e.item.clone()).collect();
+        let items: Vec<(Arc<Item>, Stamp)> = self.mem.iter().map(|e| (e.item.clone(), e.stamp.clone())).collect();
         let written = match self.spool() {
-            Some(spool) => spool.write_front(items.iter().map(|i| &**i)),
+            Some(spool) => spool.write_front(items.iter().map(|(i, s)| (&**i, s))),
             None => return false,
         };
         match written {
@@ -393,7 +529,7 @@ impl Queue {
                 // The new segment holds every record of the segments loaded so far.
                 let old: Vec<u64> = self.backed.drain().map(|(seg, _)| seg).collect();
                 let n = self.mem.len() as u64;
-                self.backed.insert(id, (n, n));
+                self.backed.insert(id, Backed::new(n, 0));
                 for e in &mut self.mem {
                     if e.seg.is_none() {
                         self.stats.spooled += 1;
@@ -403,6 +539,7 @@ impl Queue {
                 for seg in old {
                     self.remove_segment(seg);
                 }
+                self.save_cursor();
                 true
             }
             Err(e) => {
@@ -429,6 +566,7 @@ impl Queue {
         for seg in segs {
             self.remove_segment(seg);
         }
+        self.save_cursor();
         let left = self.spool().map_or(0, |s| s.unloaded().0);
         (items, left)
     }
@@ -525,25 +663,97 @@ mod tests {
     }
 
     #[test]
-    fn persisted_memory_survives_a_new_process_and_comes_first() {
-        let dir = tempdir("persist");
+    fn every_record_held_in_memory_is_on_disk_when_push_returns() {
+        let dir = tempdir("wal");
         let limits = BufferConfig { max_records: 3, max_bytes: 1 << 20 };
         {
             let mut q = Queue::new("http", limits, spool(&dir));
             for n in 0..6 {
                 q.push(log(n), 1, 0);
             }
-            // The sink failed: memory goes to disk too.
-            assert!(q.persist());
-            assert!(!q.persist(), "nothing new to write");
-            assert_eq!(q.stats().spooled, 6);
-            // The process is killed here.
+            assert_eq!(q.in_memory(), 3);
+            assert!(q.all_on_disk());
+            assert_eq!(q.stats().spooled, 3, "only the overflow is spooled-only");
+            assert!(!q.persist(), "nothing to write: the write-ahead holds it");
+            // The process is killed here (no persist, no drop logic).
+            std::mem::forget(q);
         }
         let mut q = Queue::new("http", limits, spool(&dir));
         q.push(log(6), 1, 0);
         assert!(q.pending().records >= 2, "estimated from the segment sizes until read");
         assert_eq!(drain_in_order(&mut q), (0..7).map(|n| format!("line {n}")).collect::<Vec<_>>());
         assert_eq!(q.spool_bytes(), 0);
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn a_new_process_resends_nothing_that_was_delivered() {
+        let dir = tempdir("cursor");
+        let limits = BufferConfig { max_records: 100, max_bytes: 1 << 20 };
+        let big = Some(SpoolSettings { dir: dir.clone(), max_bytes: 1 << 20, segment_bytes: 1 << 20 });
+        {
+            let mut q = Queue::new("http", limits, big.clone());
+            for n in 0..8 {
+                q.push(log(n), 1, 0);
+            }
+            // One segment, partly delivered: the cursor says how far.
+            let b = q.batch(3, 1 << 20);
+            q.commit(&b.entries);
+            std::mem::forget(q);
+        }
+        {
+            let mut q = Queue::new("http", limits, big.clone());
+            let b = q.batch(2, 1 << 20);
+            assert_eq!(b.entries.iter().map(msg).collect::<Vec<_>>(), ["line 3", "line 4"]);
+            q.commit(&b.entries);
+            // Killed again: the cursor counts the previous process's deliveries too.
+            std::mem::forget(q);
+        }
+        let mut q = Queue::new("http", limits, big);
+        assert_eq!(drain_in_order(&mut q), (5..8).map(|n| format!("line {n}")).collect::<Vec<_>>());
+        assert_eq!(q.spool_bytes(), 0);
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn everything_delivered_leaves_nothing_to_replay() {
+        let dir = tempdir("done");
+        let limits = BufferConfig { max_records: 100, max_bytes: 1 << 20 };
+        {
+            let mut q = Queue::new("http", limits, spool(&dir));
+            for n in 0..10 {
+                q.push(log(n), 1, 0);
+            }
+            assert_eq!(drain_in_order(&mut q).len(), 10);
+            assert_eq!(q.spool_bytes(), 0);
+            std::mem::forget(q);
+        }
+        let mut q = Queue::new("http", limits, spool(&dir));
+        assert_eq!(q.pending().records, 0);
+        assert!(drain_in_order(&mut q).is_empty());
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn a_full_spool_keeps_new_records_in_memory_counted_and_persist_writes_them() {
+        let dir = tempdir("noroom");
+        let limits = BufferConfig { max_records: 100, max_bytes: 1 << 20 };
+        let tiny = Some(SpoolSettings { dir: dir.clone(), max_bytes: 300, segment_bytes: 300 });
+        {
+            let mut q = Queue::new("http", limits, tiny.clone());
+            for n in 0..6 {
+                q.push(log(n), 1, 0);
+            }
+            assert_eq!(q.in_memory(), 6, "memory had room: nothing dropped");
+            assert!(q.stats().not_written_ahead > 0);
+            assert!(!q.all_on_disk());
+            // The sink failed: persist writes what has no copy (past the bound, once).
+            assert!(q.persist());
+            assert!(q.all_on_disk());
+            std::mem::forget(q);
+        }
+        let mut q = Queue::new("http", limits, tiny);
+        assert_eq!(drain_in_order(&mut q), (0..6).map(|n| format!("line {n}")).collect::<Vec<_>>());
         let _ = std::fs::remove_dir_all(dir);
     }
 

@@ -1,13 +1,24 @@
-//! spool: one sink's overflow on disk, under `/tmp` (which survives across invocations
-//! and across a restart of the extension within the same execution environment).
+//! spool: one sink's records on disk, under `/tmp` (which survives across invocations
+//! and across a restart of the extension within the same execution environment): the
+//! write-ahead copy of what the queue holds in memory, and its overflow.
 //!
 //! Owns the files of one directory: append-only segments named `<20-digit id>.ndjson`,
-//! one [`Item`] per line in its serde form (the model's spool form). Ids order the
-//! segments: the oldest has the lowest id. New data is appended at the back (a new
-//! segment when the open one reaches the segment size); what the queue had in memory
-//! and must keep safe is written as a new segment at the front
+//! one [`Item`] per line in its serde form (the model's spool form) after its
+//! [`Stamp`] (`#<origin>-<seq> `: the process that numbered it and its number, so that
+//! a record keeps its identity, and a request its `Idempotency-Key`, across a
+//! restart), and a `cursor` file. Ids order the segments: the oldest has the lowest id. Two kinds of appends:
+//! *resident* ones ([`Spool::append_resident`]) copy a record the queue keeps in memory
+//! (the write-ahead: staged, then written once per batch by [`Spool::sync`] before the
+//! batch is acknowledged), *overflow* ones ([`Spool::append`]) hold a record that is
+//! only on disk until read back. Each kind goes to its own segments (a new one when the
+//! open one reaches the segment size or the kind changes). What the queue had in memory
+//! and must keep safe otherwise is written as a new segment at the front
 //! ([`Spool::write_front`]). The queue reads a segment back whole
 //! ([`Spool::load_front`]) and removes it once every record in it was delivered.
+//!
+//! The cursor ([`Spool::set_cursor`]) names the one segment that is partly delivered
+//! and how many of its first records were: a new process skips them, so a restart
+//! re-sends nothing the sink had accepted (one small positioned write per commit).
 //!
 //! Bounded: when an append would pass `max_bytes`, the oldest segment not loaded in
 //! memory is deleted and its records are reported as dropped (`spool_full`).
@@ -28,6 +39,7 @@ use std::collections::VecDeque;
 use std::fs::{self, File};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, OnceLock};
 
 /// Id of the first segment of an empty spool; leaves room for front segments below it.
 const BASE_ID: u64 = 1 << 40;
@@ -46,16 +58,71 @@ struct Segment {
     counted: bool,
 }
 
+/// A record's identity: the process that numbered it (see [`origin`]) and its number
+/// in that process's arrival order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Stamp {
+    /// The numbering process.
+    pub origin: Arc<str>,
+    /// The record's number.
+    pub seq: u64,
+}
+
+/// This process's origin: its start time and id, in hex (`<ms>.<pid>`), which keeps
+/// the numbers of two processes apart.
+pub fn origin() -> &'static Arc<str> {
+    static ORIGIN: OnceLock<Arc<str>> = OnceLock::new();
+    ORIGIN.get_or_init(|| format!("{:x}.{:x}", crate::clock::now_ms(), std::process::id()).into())
+}
+
+/// Appends a record's spool line to `out`: its stamp, its serde form, a newline.
+pub fn encode_line(out: &mut Vec<u8>, origin: &str, seq: u64, item: &Item) -> io::Result<()> {
+    let start = out.len();
+    write!(out, "#{origin}-{seq} ")?;
+    if let Err(e) = serde_json::to_writer(&mut *out, item) {
+        out.truncate(start);
+        return Err(io::Error::other(e));
+    }
+    out.push(b'\n');
+    Ok(())
+}
+
+/// Splits a spool line into its stamp (absent on a line written without one) and its
+/// JSON.
+fn split_line(line: &[u8]) -> (Option<(&str, u64)>, &[u8]) {
+    let Some(rest) = line.strip_prefix(b"#") else {
+        return (None, line);
+    };
+    let Some(space) = rest.iter().position(|&c| c == b' ') else {
+        return (None, line);
+    };
+    let stamp = std::str::from_utf8(&rest[..space])
+        .ok()
+        .and_then(|t| t.rsplit_once('-'))
+        .and_then(|(origin, seq)| Some((origin, seq.parse().ok()?)));
+    (stamp, &rest[space + 1..])
+}
+
 /// A segment read back.
 #[derive(Debug)]
 pub struct Loaded {
     /// The segment's id.
     pub id: u64,
-    /// The records that parsed.
+    /// The records that parsed, without those the cursor says were delivered.
     pub items: Vec<Item>,
+    /// Each record's stamp (same order as `items`).
+    pub stamps: Vec<Option<Stamp>>,
     /// Lines that did not parse (skipped).
     pub corrupt: u64,
+    /// Records skipped at the front because the cursor says they were delivered.
+    pub skipped: u64,
 }
+
+/// The file name of the cursor, beside the segments (never taken for a segment).
+const CURSOR: &str = "cursor";
+/// The cursor's text: `<segment id> <records delivered>`, fixed width so that an
+/// update is one positioned write over the previous one.
+const CURSOR_LEN: usize = 20 + 1 + 20 + 1;
 
 /// The result of [`Spool::append`].
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -73,10 +140,19 @@ pub struct Spool {
     max_bytes: u64,
     segment_bytes: u64,
     segments: VecDeque<Segment>,
-    /// The open segment (always the last of `segments`) and its file.
-    writer: Option<(u64, File)>,
+    /// The open segment (always the last of `segments`), its file, and whether it
+    /// holds resident copies.
+    writer: Option<(u64, File, bool)>,
+    /// Resident lines staged for the open segment, written by [`Spool::sync`].
+    staged: Vec<u8>,
     bytes: u64,
     line: Vec<u8>,
+    /// The cursor read at open (segment, records delivered), applied when that segment
+    /// is loaded.
+    found_cursor: Option<(u64, u64)>,
+    /// The cursor as last written, and its file once created.
+    cursor: (u64, u64),
+    cursor_file: Option<File>,
 }
 
 impl Spool {
@@ -120,14 +196,19 @@ impl Spool {
             Err(e) => return Err(e),
         }
         segments.sort_by_key(|s| s.id);
+        let found_cursor = if segments.is_empty() { None } else { read_cursor(&dir) };
         Ok(Spool {
             dir,
             max_bytes,
             segment_bytes: segment_bytes.max(1),
             segments: segments.into(),
             writer: None,
+            staged: Vec::new(),
             bytes,
             line: Vec::new(),
+            found_cursor,
+            cursor: (0, 0),
+            cursor_file: None,
         })
     }
 
@@ -152,13 +233,22 @@ impl Spool {
         self.segments.iter().filter(|s| !s.loaded).fold((0, 0), |(r, b), s| (r + s.records, b + s.bytes))
     }
 
-    /// Appends one item at the back. When the spool is full, the oldest segments not
-    /// loaded are deleted first; an item that cannot fit even then is not written.
-    pub fn append(&mut self, item: &Item) -> io::Result<Appended> {
-        self.line.clear();
-        serde_json::to_writer(&mut self.line, item).map_err(io::Error::other)?;
-        self.line.push(b'\n');
-        let len = self.line.len() as u64;
+    /// Appends one item, stamped as this process's record number `seq`, at the back,
+    /// on disk only (an overflow). See [`Spool::append_line`].
+    pub fn append(&mut self, item: &Item, seq: u64) -> io::Result<Appended> {
+        let mut line = std::mem::take(&mut self.line);
+        line.clear();
+        let encoded = encode_line(&mut line, origin(), seq, item);
+        let out = encoded.and_then(|()| self.append_line(&line));
+        self.line = line;
+        out
+    }
+
+    /// Appends one record's line (its spool form, ending in a newline) at the back, on
+    /// disk only, written at once. When the spool is full, the oldest segments not
+    /// loaded are deleted first; a line that cannot fit even then is not written.
+    pub fn append_line(&mut self, line: &[u8]) -> io::Result<Appended> {
+        let len = line.len() as u64;
         let mut out = Appended::default();
         while self.bytes + len > self.max_bytes {
             match self.drop_oldest_unloaded()? {
@@ -166,30 +256,99 @@ impl Spool {
                 None => return Ok(out),
             }
         }
-        let open_full = match (&self.writer, self.segments.back()) {
-            (Some((id, _)), Some(last)) if last.id == *id => last.bytes > 0 && last.bytes + len > self.segment_bytes,
-            _ => true,
-        };
-        if open_full {
-            self.rotate()?;
-        }
-        let Some((id, file)) = self.writer.as_mut() else {
+        let id = self.open_for(len, false)?;
+        let Some((_, file, _)) = self.writer.as_mut() else {
             return Err(io::Error::other("the spool has no open segment"));
         };
-        let id = *id;
-        if let Err(e) = file.write_all(&self.line) {
+        if let Err(e) = file.write_all(line) {
             // The segment may hold a partial line now (skipped when read); never append
             // to it again.
             self.writer = None;
             return Err(e);
         }
+        self.count(id, len);
+        out.written = true;
+        Ok(out)
+    }
+
+    /// Stages a copy of a record the queue holds in memory (its line, ending in a
+    /// newline) at the back, in a resident segment, and returns that segment's id; the
+    /// line reaches the file at the next [`Spool::sync`]. `None` when the spool has no
+    /// room: resident copies never push older records out.
+    pub fn append_resident(&mut self, line: &[u8]) -> io::Result<Option<u64>> {
+        let len = line.len() as u64;
+        if self.bytes + len > self.max_bytes {
+            return Ok(None);
+        }
+        let id = self.open_for(len, true)?;
+        self.staged.extend_from_slice(line);
+        self.count(id, len);
+        Ok(Some(id))
+    }
+
+    /// Writes the staged resident lines to their segment. After an error the segment
+    /// is never appended to again (it may end in a partial line, skipped when read).
+    pub fn sync(&mut self) -> io::Result<()> {
+        if self.staged.is_empty() {
+            return Ok(());
+        }
+        let result = match self.writer.as_mut() {
+            Some((_, file, true)) => file.write_all(&self.staged),
+            _ => Err(io::Error::other("the spool's resident segment is gone")),
+        };
+        self.staged.clear();
+        if result.is_err() {
+            self.writer = None;
+        }
+        result
+    }
+
+    /// Makes the open segment one of kind `resident` with room for `len` more bytes
+    /// (rotating when needed) and returns its id.
+    fn open_for(&mut self, len: u64, resident: bool) -> io::Result<u64> {
+        let open = match (&self.writer, self.segments.back()) {
+            (Some((id, _, r)), Some(last)) if last.id == *id && *r == resident => {
+                Some(*id).filter(|_| last.bytes == 0 || last.bytes + len <= self.segment_bytes)
+            }
+            _ => None,
+        };
+        match open {
+            Some(id) => Ok(id),
+            None => self.rotate(resident),
+        }
+    }
+
+    fn count(&mut self, id: u64, len: u64) {
         if let Some(seg) = self.segments.iter_mut().rev().find(|s| s.id == id) {
             seg.records += 1;
             seg.bytes += len;
         }
         self.bytes += len;
-        out.written = true;
-        Ok(out)
+    }
+
+    /// Records that the first `delivered` records of segment `id` were delivered
+    /// (`(0, 0)`: none partly delivered). Written only when it changed.
+    pub fn set_cursor(&mut self, id: u64, delivered: u64) -> io::Result<()> {
+        let cursor = if delivered == 0 { (0, 0) } else { (id, delivered) };
+        if cursor == self.cursor {
+            return Ok(());
+        }
+        if self.cursor_file.is_none() {
+            if cursor == (0, 0) && self.found_cursor.is_none() {
+                // Nothing was ever partly delivered: no file needed.
+                self.cursor = cursor;
+                return Ok(());
+            }
+            private::dir(&self.dir)?;
+            self.cursor_file = Some(private::overwrite(&self.dir.join(CURSOR))?);
+        }
+        let text = format!("{:020} {:020}\n", cursor.0, cursor.1);
+        debug_assert_eq!(text.len(), CURSOR_LEN);
+        if let Some(file) = self.cursor_file.as_ref() {
+            std::os::unix::fs::FileExt::write_all_at(file, text.as_bytes(), 0)?;
+        }
+        self.cursor = cursor;
+        Ok(())
     }
 
     /// Reads the oldest segment not loaded yet, marks it loaded and returns its items.
@@ -199,7 +358,7 @@ impl Spool {
             return Ok(None);
         };
         let id = self.segments[i].id;
-        if self.writer.as_ref().is_some_and(|(w, _)| *w == id) {
+        if self.writer.as_ref().is_some_and(|(w, _, _)| *w == id) {
             // Reading the open segment: later appends go to a new one.
             self.writer = None;
         }
@@ -209,12 +368,37 @@ impl Spool {
             Err(e) => return Err(e),
         };
         let mut items = Vec::new();
+        let mut stamps: Vec<Option<Stamp>> = Vec::new();
         let mut corrupt = 0;
+        let mut last_origin: Option<Arc<str>> = None;
         for line in text.split(|&c| c == b'\n').filter(|l| !l.iter().all(u8::is_ascii_whitespace)) {
-            match serde_json::from_slice::<Item>(line) {
-                Ok(item) => items.push(item),
+            let (stamp, json) = split_line(line);
+            match serde_json::from_slice::<Item>(json) {
+                Ok(item) => {
+                    items.push(item);
+                    stamps.push(stamp.map(|(o, seq)| {
+                        // Consecutive records share their origin's allocation.
+                        let origin = match &last_origin {
+                            Some(a) if &**a == o => a.clone(),
+                            _ => {
+                                let a: Arc<str> = o.into();
+                                last_origin = Some(a.clone());
+                                a
+                            }
+                        };
+                        Stamp { origin, seq }
+                    }));
+                }
                 Err(_) => corrupt += 1,
             }
+        }
+        let mut skipped = 0;
+        if let Some((_, delivered)) = self.found_cursor.filter(|(seg, _)| *seg == id) {
+            // Delivered by the previous process before it ended.
+            self.found_cursor = None;
+            skipped = delivered.min(items.len() as u64);
+            items.drain(..skipped as usize);
+            stamps.drain(..skipped as usize);
         }
         let real = text.len() as u64;
         let seg = &mut self.segments[i];
@@ -223,7 +407,7 @@ impl Spool {
         seg.records = items.len() as u64;
         seg.counted = true;
         seg.loaded = true;
-        Ok(Some(Loaded { id, items, corrupt }))
+        Ok(Some(Loaded { id, items, stamps, corrupt, skipped }))
     }
 
     /// Deletes segment `id` (its records were delivered or are held elsewhere).
@@ -231,8 +415,9 @@ impl Spool {
         let Some(i) = self.segments.iter().position(|s| s.id == id) else {
             return Ok(());
         };
-        if self.writer.as_ref().is_some_and(|(w, _)| *w == id) {
+        if self.writer.as_ref().is_some_and(|(w, _, _)| *w == id) {
             self.writer = None;
+            self.staged.clear();
         }
         remove_file(&segment_path(&self.dir, id))?;
         if let Some(seg) = self.segments.remove(i) {
@@ -244,12 +429,11 @@ impl Spool {
     /// Writes `items` as a new segment in front of every other one, already loaded (the
     /// caller holds them in memory), and returns its id. Not bounded by `max_bytes`:
     /// these are records the queue already holds; later appends make room.
-    pub fn write_front<'a>(&mut self, items: impl IntoIterator<Item = &'a Item>) -> io::Result<u64> {
+    pub fn write_front<'a>(&mut self, items: impl IntoIterator<Item = (&'a Item, &'a Stamp)>) -> io::Result<u64> {
         let mut body = Vec::new();
         let mut records = 0;
-        for item in items {
-            serde_json::to_writer(&mut body, item).map_err(io::Error::other)?;
-            body.push(b'\n');
+        for (item, stamp) in items {
+            encode_line(&mut body, &stamp.origin, stamp.seq, item)?;
             records += 1;
         }
         let first = self.segments.front().map_or(BASE_ID, |s| s.id.saturating_sub(1));
@@ -277,7 +461,7 @@ impl Spool {
         };
         let path = segment_path(&self.dir, id);
         let records = if counted { records } else { count_lines(&path).unwrap_or(records) };
-        if self.writer.as_ref().is_some_and(|(w, _)| *w == id) {
+        if self.writer.as_ref().is_some_and(|(w, _, _)| *w == id) {
             self.writer = None;
         }
         remove_file(&path)?;
@@ -287,13 +471,16 @@ impl Spool {
         Ok(Some(records))
     }
 
-    fn rotate(&mut self) -> io::Result<()> {
+    /// Closes the open segment (writing what is staged for it) and opens the next one;
+    /// a resident one counts as loaded (its records are in the queue's memory).
+    fn rotate(&mut self, resident: bool) -> io::Result<u64> {
+        self.sync()?;
         self.writer = None;
         let next = self.segments.back().map_or(BASE_ID, |s| s.id + 1);
         let (id, file) = self.create(next, true)?;
-        self.segments.push_back(Segment { id, records: 0, bytes: 0, loaded: false, counted: true });
-        self.writer = Some((id, file));
-        Ok(())
+        self.segments.push_back(Segment { id, records: 0, bytes: 0, loaded: resident, counted: true });
+        self.writer = Some((id, file, resident));
+        Ok(id)
     }
 
     /// Creates a new segment file at `id`, or the nearest free id in the direction of
@@ -331,6 +518,15 @@ fn remove_file(path: &Path) -> io::Result<()> {
         Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
         _ => Ok(()),
     }
+}
+
+/// The cursor a previous process left, when it is well formed.
+fn read_cursor(dir: &Path) -> Option<(u64, u64)> {
+    let text = private::read(&dir.join(CURSOR)).ok()?;
+    let text = std::str::from_utf8(&text).ok()?;
+    let (seg, delivered) = text.trim().split_once(' ')?;
+    let cursor = (seg.parse().ok()?, delivered.parse().ok()?);
+    (cursor.1 > 0).then_some(cursor)
 }
 
 fn count_lines(path: &Path) -> io::Result<u64> {
@@ -430,6 +626,17 @@ pub mod private {
     /// Creates a new file 0600 for appending; fails if it exists.
     pub fn create_new(path: &Path) -> io::Result<File> {
         OpenOptions::new().append(true).create_new(true).mode(0o600).custom_flags(O_NOFOLLOW).open(path)
+    }
+
+    /// Opens `path` for writing in place (positioned writes), created 0600 if missing;
+    /// a link or another user's file is refused.
+    pub fn overwrite(path: &Path) -> io::Result<File> {
+        let file = OpenOptions::new().write(true).create(true).mode(0o600).custom_flags(O_NOFOLLOW).open(path);
+        match file {
+            Ok(f) => checked(path, f),
+            Err(e) if e.raw_os_error() == Some(40) => Err(refused(path, "is a symbolic link")),
+            Err(e) => Err(e),
+        }
     }
 
     /// Opens `path` for appending, created 0600 if missing; a link or another user's

@@ -37,7 +37,7 @@ fn appends_rotate_and_read_back_in_order() {
     let mut s = Spool::open(dir.clone(), 1 << 20, 200).unwrap();
     assert!(!s.has_unloaded());
     for n in 0..10 {
-        assert!(s.append(&log(n)).unwrap().written);
+        assert!(s.append(&log(n), n as u64).unwrap().written);
     }
     assert!(s.segments.len() > 2, "rotated at 200 bytes: {:?}", s.segments);
     assert_eq!(s.unloaded().0, 10);
@@ -58,7 +58,7 @@ fn a_new_process_takes_over_the_segments_and_skips_a_cut_line() {
     {
         let mut s = Spool::open(dir.clone(), 1 << 20, 150).unwrap();
         for n in 0..6 {
-            s.append(&log(n)).unwrap();
+            s.append(&log(n), n as u64).unwrap();
         }
     }
     // A kill -9 in the middle of a write leaves a partial last line.
@@ -84,12 +84,14 @@ fn a_new_process_takes_over_the_segments_and_skips_a_cut_line() {
 #[test]
 fn full_spool_drops_the_oldest_segment_and_counts_it() {
     let dir = tempdir("full");
-    let one = serde_json::to_vec(&log(0)).unwrap().len() as u64 + 1;
+    let mut line = Vec::new();
+    encode_line(&mut line, origin(), 0, &log(0)).unwrap();
+    let one = line.len() as u64;
     // Room for 4 records, 2 per segment.
     let mut s = Spool::open(dir.clone(), one * 4, one * 2).unwrap();
     let mut dropped = 0;
     for n in 0..6 {
-        let a = s.append(&log(n)).unwrap();
+        let a = s.append(&log(n), n as u64).unwrap();
         assert!(a.written);
         dropped += a.dropped_records;
     }
@@ -103,7 +105,7 @@ fn full_spool_drops_the_oldest_segment_and_counts_it() {
 fn an_item_larger_than_the_spool_is_not_written() {
     let dir = tempdir("huge");
     let mut s = Spool::open(dir.clone(), 10, 10).unwrap();
-    let a = s.append(&log(0)).unwrap();
+    let a = s.append(&log(0), 0).unwrap();
     assert!(!a.written);
     assert_eq!(s.bytes(), 0);
     let _ = fs::remove_dir_all(dir);
@@ -113,8 +115,9 @@ fn an_item_larger_than_the_spool_is_not_written() {
 fn front_segments_come_first() {
     let dir = tempdir("front");
     let mut s = Spool::open(dir.clone(), 1 << 20, 1 << 20).unwrap();
-    s.append(&log(5)).unwrap();
-    let front = s.write_front([log(1), log(2)].iter()).unwrap();
+    s.append(&log(5), 5).unwrap();
+    let stamp = Stamp { origin: origin().clone(), seq: 1 };
+    let front = s.write_front([log(1), log(2)].iter().map(|i| (i, &stamp))).unwrap();
     // The front segment is loaded already (the caller holds it).
     let l = s.load_front().unwrap().unwrap();
     assert_eq!(l.items.iter().map(message).collect::<Vec<_>>(), ["line 5"]);
@@ -131,7 +134,7 @@ fn segments_are_private_and_foreign_or_linked_ones_are_refused() {
     use std::os::unix::fs::{MetadataExt, PermissionsExt};
     let dir = tempdir("private");
     let mut s = Spool::open(dir.clone(), 1 << 20, 1 << 20).unwrap();
-    s.append(&log(0)).unwrap();
+    s.append(&log(0), 0).unwrap();
     let seg = fs::read_dir(&dir).unwrap().next().unwrap().unwrap().path();
     assert_eq!(fs::metadata(&seg).unwrap().permissions().mode() & 0o777, 0o600);
     assert_eq!(fs::metadata(&dir).unwrap().permissions().mode() & 0o777, 0o700);
@@ -173,5 +176,24 @@ fn segments_are_private_and_foreign_or_linked_ones_are_refused() {
 #[test]
 fn an_unwritable_directory_is_an_error_not_a_panic() {
     let mut s = Spool::open(PathBuf::from("/proc/tandem-cannot-write-here"), 1 << 20, 1 << 10).unwrap();
-    assert!(s.append(&log(0)).is_err());
+    assert!(s.append(&log(0), 0).is_err());
+}
+
+#[test]
+fn a_record_keeps_its_stamp_across_a_restart() {
+    let dir = tempdir("stamp");
+    {
+        let mut s = Spool::open(dir.clone(), 1 << 20, 1 << 20).unwrap();
+        let mut line = Vec::new();
+        encode_line(&mut line, "abc.12", 41, &log(1)).unwrap();
+        assert!(line.starts_with(b"#abc.12-41 {"));
+        s.append_line(&line).unwrap();
+        s.append(&log(2), 42).unwrap();
+    }
+    let mut s = Spool::open(dir.clone(), 1 << 20, 1 << 20).unwrap();
+    let l = s.load_front().unwrap().unwrap();
+    assert_eq!(l.items.iter().map(message).collect::<Vec<_>>(), ["line 1", "line 2"]);
+    assert_eq!(l.stamps[0], Some(Stamp { origin: "abc.12".into(), seq: 41 }));
+    assert_eq!(l.stamps[1], Some(Stamp { origin: origin().clone(), seq: 42 }));
+    let _ = fs::remove_dir_all(dir);
 }

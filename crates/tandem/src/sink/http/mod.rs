@@ -3,10 +3,11 @@
 //! the headers of `TANDEM_HTTP_HEADERS`. One request per batch on a keep-alive
 //! connection; 2xx accepts the batch, see [`super::classify`] for the rest.
 //!
-//! Every request carries an `Idempotency-Key` naming its records (this process, the
-//! first record's number, the count): the same for every retry of the same records,
-//! so that a receiver can drop the rare duplicate that at-least-once delivery allows
-//! (a request that got no answer and was sent again).
+//! Every request carries an `Idempotency-Key` naming its records (the process that
+//! numbered the first one, its number, the count; kept in the spool): the same for
+//! every retry of the same records, also by a new process after a `kill -9`, so that a
+//! receiver can drop the rare duplicate that at-least-once delivery allows (a request
+//! whose answer was not seen, sent again).
 
 pub mod config;
 
@@ -28,13 +29,13 @@ pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 /// The header naming a request's records.
 pub const IDEMPOTENCY_KEY: HeaderName = HeaderName::from_static("idempotency-key");
 
-/// `<process>-<first record>-<count>`: the process part (its start time and id) keeps
-/// the numbers of two processes apart.
+/// `<origin>-<first record>-<count>`: the first record's stamp (a queue is FIFO, so it
+/// and the count name the records), see [`crate::spool::Stamp`].
 pub fn idempotency_key(batch: &[Entry]) -> String {
-    static PROCESS: OnceLock<String> = OnceLock::new();
-    let process = PROCESS.get_or_init(|| format!("{:x}.{:x}", crate::clock::now_ms(), std::process::id()));
-    let first = batch.first().map_or(0, |e| e.seq);
-    format!("{process}-{first}-{}", batch.len())
+    match batch.first() {
+        Some(e) => format!("{}-{}-{}", e.stamp.origin, e.stamp.seq, batch.len()),
+        None => format!("{}-0-0", crate::spool::origin()),
+    }
 }
 
 /// The `http` sink.
