@@ -26,6 +26,8 @@ pub fn ensure() -> Result<PathBuf> {
     let python = ensure_venv(&mut apt)?;
     ensure_moto(&python)?;
     ensure_standards_checkers(&python)?;
+    ensure_otel_instrumentation(&python)?;
+    ensure_phoenix(&mut apt)?;
     ensure_third_party(&mut apt)?;
     ensure_nextest()?;
     Ok(python)
@@ -224,6 +226,28 @@ fn ensure_standards_checkers(python: &Path) -> Result<()> {
     util::run_status(&mut pip, "pip install the standards checkers")
 }
 
+/// OpenTelemetry's Python auto-instrumentation, for the receiver test's function
+/// (crates/tandem/tests/receiver.rs): `opentelemetry-instrument` and its OTLP
+/// exporters, pinned to the release of the standards checkers' `opentelemetry-proto`.
+const OTEL_INSTRUMENTATION: &[&str] = &[
+    "opentelemetry-distro==0.59b0",
+    "opentelemetry-exporter-otlp-proto-http==1.38.0",
+    "opentelemetry-exporter-otlp-proto-grpc==1.38.0",
+    "opentelemetry-instrumentation-aws-lambda==0.59b0",
+];
+
+fn ensure_otel_instrumentation(python: &Path) -> Result<()> {
+    let probe = "import opentelemetry.distro, opentelemetry.exporter.otlp.proto.http, \
+                 opentelemetry.exporter.otlp.proto.grpc, opentelemetry.instrumentation.aws_lambda";
+    if util::probe(python, ["-c", probe]).is_some() {
+        return Ok(());
+    }
+    println!("setup: pip install {}", OTEL_INSTRUMENTATION.join(" "));
+    let mut pip = Command::new(python);
+    pip.args(["-m", "pip", "install", "--quiet", "--disable-pip-version-check"]).args(OTEL_INSTRUMENTATION);
+    util::run_status(&mut pip, "pip install the OpenTelemetry instrumentation")
+}
+
 fn ensure_nextest() -> Result<()> {
     let version = || {
         let output = util::cargo().args(["nextest", "--version"]).output().ok()?;
@@ -279,5 +303,43 @@ impl Apt {
                 .env("DEBIAN_FRONTEND", "noninteractive"),
             &format!("apt-get install {}", packages.join(" ")),
         )
+    }
+}
+
+/// Pinned Arize Phoenix (PyPI `arize-phoenix`, about 850 MB installed): a real OTLP
+/// trace backend that runs here, which tandem's traces are exported to and read back
+/// from (crates/tandem/tests/phoenix.rs).
+pub const PHOENIX_VERSION: &str = "20.26.1";
+
+/// Phoenix's own venv, `target/phoenix-venv`: it pins its OpenTelemetry packages, which
+/// must not move the ones the checkers and the instrumented function use in the venv.
+pub fn phoenix_venv() -> PathBuf {
+    util::target_dir().join("phoenix-venv")
+}
+
+/// Installs Phoenix in [`phoenix_venv`] when it is not there at [`PHOENIX_VERSION`].
+fn ensure_phoenix(apt: &mut Apt) -> Result<()> {
+    let venv = phoenix_venv();
+    let python = venv.join("bin").join("python3");
+    let probe = || util::probe(&python, ["-c", "import importlib.metadata as m; print(m.version('arize-phoenix'))"]);
+    // The installed version, not an import (importing Phoenix takes seconds).
+    if probe().as_deref() == Some(PHOENIX_VERSION) && venv.join("bin/phoenix").is_file() {
+        println!("setup: arize-phoenix {PHOENIX_VERSION} already in {}", util::display(&venv));
+        return Ok(());
+    }
+    if util::probe(&python, ["-c", "import sys"]).is_none() {
+        let base = base_python(apt)?;
+        let mut create = Command::new(&base);
+        create.args(["-m", "venv", "--clear"]).arg(&venv);
+        util::run_status(&mut create, &format!("{base} -m venv {}", util::display(&venv)))?;
+    }
+    let requirement = format!("arize-phoenix=={PHOENIX_VERSION}");
+    println!("setup: pip install {requirement} (about 850 MB, once)");
+    let mut pip = Command::new(&python);
+    pip.args(["-m", "pip", "install", "--quiet", "--disable-pip-version-check", &requirement]);
+    util::run_status(&mut pip, &format!("pip install {requirement}"))?;
+    match probe() {
+        Some(v) if v == PHOENIX_VERSION => Ok(()),
+        other => Err(Failure::new(format!("arize-phoenix is not importable after pip install (found {other:?})"))),
     }
 }
