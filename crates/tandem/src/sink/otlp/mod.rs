@@ -31,12 +31,17 @@ use config::OtlpConfig;
 use encode::{Protocol, Signal};
 use http::HeaderMap;
 use metrics::MetricsState;
+use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
 use resource::Resource;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 struct Target {
     signal: Signal,
+    /// The signal's own protocol, compression and timeout (`…_<SIGNAL>_…` settings).
+    protocol: Protocol,
+    gzip: bool,
+    timeout: Duration,
     endpoint: Endpoint,
     headers: HeaderMap,
     client: usize,
@@ -45,8 +50,7 @@ struct Target {
 
 /// The `otlp` sink.
 pub struct OtlpSink {
-    protocol: Protocol,
-    gzip: bool,
+    /// An attempt's bound: one request of each signal, each within its own timeout.
     timeout: Duration,
     /// The resource from the configuration; `resource` is it completed with the
     /// environment's identity as far as known (`identified` tells how far).
@@ -75,7 +79,12 @@ fn produces(item: &Item, signal: Signal) -> bool {
         (Item::Log(_), Signal::Logs)
             | (Item::Invocation(_), Signal::Metrics | Signal::Traces)
             | (Item::Health(_), Signal::Metrics)
-    )
+    ) || match (item, signal) {
+        (Item::Otlp(r), Signal::Logs) => !r.resource_logs.is_empty(),
+        (Item::Otlp(r), Signal::Metrics) => !r.resource_metrics.is_empty(),
+        (Item::Otlp(r), Signal::Traces) => !r.resource_spans.is_empty(),
+        _ => false,
+    }
 }
 
 impl OtlpSink {
@@ -88,15 +97,20 @@ impl OtlpSink {
             let c = cfg.signal(signal);
             let endpoint = Endpoint::parse(&c.endpoint)
                 .map_err(|e| format!("the OTLP {} endpoint {:?} {e}", signal.as_str(), redact_url(&c.endpoint)))?;
-            let client = match targets.iter().find(|t| t.endpoint.same_origin(&endpoint)) {
+            let shared =
+                targets.iter().find(|t| t.endpoint.same_origin(&endpoint) && cfg.signal(t.signal).tls == c.tls);
+            let client = match shared {
                 Some(t) => t.client,
                 None => {
-                    clients.push(Client::new(&endpoint));
+                    clients.push(Client::new(&endpoint).with_tls(c.tls.clone()));
                     clients.len() - 1
                 }
             };
             targets.push(Target {
                 signal,
+                protocol: c.protocol,
+                gzip: c.gzip,
+                timeout: c.timeout,
                 what: format!("POST {}", redact_url(&c.endpoint)),
                 endpoint,
                 headers: transport::header_map(&c.headers),
@@ -104,9 +118,7 @@ impl OtlpSink {
             });
         }
         Ok(OtlpSink {
-            protocol: cfg.protocol,
-            gzip: cfg.gzip,
-            timeout: cfg.timeout,
+            timeout: targets.iter().map(|t| t.timeout).sum(),
             base: resource.clone(),
             resource,
             instance,
@@ -136,13 +148,15 @@ impl OtlpSink {
         self.resource = r;
     }
 
-    /// The per-request timeout (`OTEL_EXPORTER_OTLP_TIMEOUT`).
+    /// An attempt's bound: the signals' request timeouts (`OTEL_EXPORTER_OTLP_TIMEOUT`) added up.
     pub fn timeout(&self) -> Duration {
         self.timeout
     }
 
     /// The body of `signal` for the picked records, and the metrics state to keep once
     /// it is accepted; `None` when there is nothing to send (never an empty export).
+    /// What the receiver took in goes in the same request, its resources and scopes
+    /// unchanged beside tandem's own.
     fn body(&self, signal: Signal, batch: &[Entry], pick: &[usize]) -> Option<(Vec<u8>, Option<MetricsState>)> {
         let items = || pick.iter().map(|&i| &*batch[i].item);
         let invocations = || {
@@ -151,16 +165,37 @@ impl OtlpSink {
                 _ => None,
             })
         };
+        let received = || {
+            items().filter_map(|i| match i {
+                Item::Otlp(r) => Some(&**r),
+                _ => None,
+            })
+        };
+        let protocol = self.targets.iter().find(|t| t.signal == signal).map_or(Protocol::default(), |t| t.protocol);
+        let pb = protocol != Protocol::HttpJson;
         match signal {
             Signal::Logs => {
-                let logs = items().filter_map(|i| match i {
-                    Item::Log(l) => Some(l),
-                    _ => None,
-                });
-                let body = match self.protocol {
+                let logs = || {
+                    items().filter_map(|i| match i {
+                        Item::Log(l) => Some(l),
+                        _ => None,
+                    })
+                };
+                let theirs = received().flat_map(|r| &r.resource_logs);
+                let body = if pb {
                     // The hot path: written straight from the records.
-                    Protocol::HttpProtobuf => logs::encode_logs(&self.resource, logs),
-                    Protocol::HttpJson => encode::encode_json(&logs::logs_request(&self.resource, logs)),
+                    let mut body =
+                        if logs().next().is_some() { logs::encode_logs(&self.resource, logs()) } else { Vec::new() };
+                    encode::append_resources(&mut body, theirs);
+                    body
+                } else {
+                    let mut req = if logs().next().is_some() {
+                        logs::logs_request(&self.resource, logs())
+                    } else {
+                        ExportLogsServiceRequest::default()
+                    };
+                    req.resource_logs.extend(theirs.cloned());
+                    encode::encode_json(&req)
                 };
                 Some((body, None))
             }
@@ -171,15 +206,50 @@ impl OtlpSink {
                         _ => None,
                     })
                     .collect();
-                let (req, next) = self.metrics.export(&self.resource, invocations(), &health)?;
-                Some((self.protocol.encode(&req), Some(next)))
+                let (own, next) = match self.metrics.export(&self.resource, invocations(), &health) {
+                    Some((req, next)) => (Some(req), Some(next)),
+                    None => (None, None),
+                };
+                let body = self
+                    .merged(protocol, own, received().flat_map(|r| &r.resource_metrics), |m| &mut m.resource_metrics)?;
+                Some((body, next))
             }
             Signal::Traces => {
                 let req = traces::traces_request(&self.resource, invocations());
                 let any = req.resource_spans.iter().any(|r| r.scope_spans.iter().any(|s| !s.spans.is_empty()));
-                any.then(|| (self.protocol.encode(&req), None))
+                let own = any.then_some(req);
+                let body =
+                    self.merged(protocol, own, received().flat_map(|r| &r.resource_spans), |m| &mut m.resource_spans)?;
+                Some((body, None))
             }
         }
+    }
+
+    /// Tandem's own request (if any) with the received resources appended, in the
+    /// sink's protocol; `None` when both are empty.
+    fn merged<'a, M, R>(
+        &self,
+        protocol: Protocol,
+        own: Option<M>,
+        theirs: impl Iterator<Item = &'a R> + Clone,
+        list: impl FnOnce(&mut M) -> &mut Vec<R>,
+    ) -> Option<Vec<u8>>
+    where
+        M: prost::Message + serde::Serialize + Default,
+        R: prost::Message + Clone + 'a,
+    {
+        if own.is_none() && theirs.clone().next().is_none() {
+            return None;
+        }
+        Some(if protocol == Protocol::HttpJson {
+            let mut req = own.unwrap_or_default();
+            list(&mut req).extend(theirs.cloned());
+            encode::encode_json(&req)
+        } else {
+            let mut body = own.map(|m| m.encode_to_vec()).unwrap_or_default();
+            encode::append_resources(&mut body, theirs);
+            body
+        })
     }
 }
 
@@ -208,7 +278,8 @@ impl Deliver for OtlpSink {
                 pick.iter().for_each(|&i| batch[i].progress |= b);
                 continue;
             };
-            let body = if self.gzip {
+            let (gzip, protocol, timeout) = (self.targets[t].gzip, self.targets[t].protocol, self.targets[t].timeout);
+            let body = if gzip {
                 match ndjson::gzip(&raw) {
                     Ok(z) => Bytes::from(z),
                     Err(e) => return Attempt::retry(format!("cannot gzip the body: {e}")),
@@ -217,15 +288,15 @@ impl Deliver for OtlpSink {
                 Bytes::from(raw)
             };
             let target = &self.targets[t];
-            let outcome =
-                match transport::post(&target.endpoint, self.protocol.content_type(), self.gzip, &target.headers, body)
-                {
-                    Err(e) => Attempt::Permanent(e),
-                    Ok(req) => match self.clients[target.client].send(req).await {
-                        Ok(answer) => judge(&target.what, &answer),
-                        Err(e) => Attempt::retry(e),
-                    },
-                };
+            let outcome = match transport::post(&target.endpoint, protocol.content_type(), gzip, &target.headers, body)
+            {
+                Err(e) => Attempt::Permanent(e),
+                Ok(req) => match tokio::time::timeout(timeout, self.clients[target.client].send(req)).await {
+                    Ok(Ok(answer)) => judge(&target.what, &answer),
+                    Ok(Err(e)) => Attempt::retry(e),
+                    Err(_) => Attempt::retry(format!("{}: no answer within {} ms", target.what, timeout.as_millis())),
+                },
+            };
             match outcome {
                 Attempt::Ok => {
                     pick.iter().for_each(|&i| batch[i].progress |= b);
