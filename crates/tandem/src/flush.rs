@@ -1,45 +1,71 @@
 //! Flush policy: decides when the buffer drains to the sinks, and whether that may delay
 //! the extension's next `/event/next` call.
 //!
-//! Owns the strategies ([`Strategy`], `TANDEM_FLUSH`) and the decision state (recent
-//! invoke arrivals, last flush, timer schedule). A pure function of (strategy,
-//! invocation history, now, pending size, deadline) → [`Decision`]: it never reads a
-//! clock, never sleeps, never flushes anything itself. The lifecycle loop asks it at
-//! INVOKE ([`FlushPolicy::on_invoke`]), at runtimeDone ([`FlushPolicy::on_runtime_done`]),
-//! when its timer fires ([`FlushPolicy::on_timer`]) and at SHUTDOWN
-//! ([`FlushPolicy::on_shutdown`]), and reports finished flushes
-//! ([`FlushPolicy::on_flushed`]). Times are milliseconds since the epoch, the clock of
-//! `deadlineMs`.
+//! Owns the strategies ([`Strategy`], `TANDEM_FLUSH`), the delivery-delay bound
+//! (`TANDEM_MAX_DELAY_MS`) and the decision state (recent invoke arrivals, last flush,
+//! timer schedule). A pure function of (strategy, invocation history, now, pending size,
+//! deadline) → [`Decision`]: it never reads a clock, never sleeps, never flushes anything
+//! itself. The lifecycle loop asks it at INVOKE ([`FlushPolicy::on_invoke`]), at
+//! runtimeDone ([`FlushPolicy::on_runtime_done`]), when its timer fires
+//! ([`FlushPolicy::on_timer`]) and at SHUTDOWN ([`FlushPolicy::on_shutdown`]), and
+//! reports finished flushes ([`FlushPolicy::on_flushed`]). Times are milliseconds since
+//! the epoch, the clock of `deadlineMs`.
 //!
 //! Why it matters on Lambda: after the runtime and every extension call `next`, the
 //! environment is frozen, timers included, until the next invoke (or for good: an idle
 //! environment is shut down with ~2 s of notice). Work left in the buffer therefore waits
 //! for the next thaw. Flushing before `next` ("blocking") delivers promptly but adds to
-//! the billed post-runtime duration of every invocation; flushing in the background while
-//! an invocation runs is free but only happens when invocations keep coming.
+//! the billed post-runtime duration of the invocation: the wait for `platform.runtimeDone`
+//! (the Telemetry API buffers at least 25 ms) plus the flush. Flushing in the background
+//! while an invocation runs is free but only happens when invocations keep coming.
 //!
-//! # Adaptive (the default)
+//! # Adaptive (the default): a delivery-delay bound
 //!
-//! - **Rare** invocations (the start, or any of the last [`AdaptiveOptions::window`]
-//!   inter-arrival gaps longer than [`AdaptiveOptions::frequent_gap_ms`], 10 s by
-//!   default): behave like `end`: flush blocking at runtimeDone within the budget, plus
-//!   a background flush at INVOKE of what arrived since (the previous invocation's
-//!   `platform.report` is only delivered during the next one).
-//! - **Frequent** invocations (every one of the last `window` gaps ≤ `frequent_gap_ms`):
-//!   behave like `continuous` with [`AdaptiveOptions::interval_ms`] (1 s): flush in the
-//!   background at INVOKE and on the timer, never delaying `next`. The next thaw is at
-//!   most ~`frequent_gap_ms` away, so data waits at most about that long. Guards: at
-//!   runtimeDone, flush blocking anyway when the pending data passed the high-water mark
-//!   ([`AdaptiveOptions::high_water_records`]/[`AdaptiveOptions::high_water_bytes`]) or
-//!   its oldest record is older than [`AdaptiveOptions::max_age_ms`]: bounds both the
-//!   delay when traffic stops and what is left for the short shutdown.
+//! `TANDEM_MAX_DELAY_MS` ([`AdaptiveOptions::max_delay_ms`], default 60 s) is the longest
+//! a record should wait for delivery. At each INVOKE the policy estimates the next thaw:
+//! this arrival plus the longest of the last [`AdaptiveOptions::window`] (3) gaps between
+//! arrivals (the longest, not the mean: a pause must not be averaged away, and one long
+//! gap makes the next invocations deliver before `next` until three short ones follow).
+//! It then chooses:
 //!
-//! 10 s: below it the freeze between invocations is short enough that waiting for the
-//! next thaw is an acceptable delivery delay and a blocking flush per invocation would
-//! be a real cost (it bills every invocation); above it, data of the last invocation
-//! could wait minutes (idle environments are kept 5 to 15 minutes before shutdown).
-//! Requiring the whole window (3 gaps) to be short and leaving on the first long gap
-//! favours delivery over cost when traffic is bursty.
+//! - **Deliver at the next thaw** ([`Mode::Background`]) when the oldest record pending
+//!   (or, with nothing pending, the records this invocation is about to produce) would be
+//!   delivered by then within the bound: the extension calls `next` at once, and what is
+//!   pending goes out in the background at the next INVOKE, on the
+//!   [`AdaptiveOptions::interval_ms`] timer while thawed, or at SHUTDOWN.
+//! - **Deliver before `next`** ([`Mode::End`]) when the next thaw is expected later than
+//!   the bound measured from that oldest record: wait for runtimeDone and flush blocking
+//!   within the budget, as `end` does.
+//!
+//! At runtimeDone the same test is made again with what is then pending, and two guards
+//! flush blocking in any mode: the high-water marks
+//! ([`AdaptiveOptions::high_water_records`]/[`AdaptiveOptions::high_water_bytes`]), which
+//! bound what is left for the short shutdown.
+//!
+//! **Cold start.** The first invocation of an environment has no gap to estimate from;
+//! the policy assumes the next thaw comes within the bound, so it does not block unless
+//! the data is already older than the bound or past a high-water mark. A cold start is
+//! when latency matters most (the caller already waited for init) and, for a function
+//! with traffic, the usual case: Lambda starts environments because requests keep
+//! coming, so the next thaw is near and a blocking flush would be paid by every new
+//! environment of every scale-out for nothing. Waiting is safe: acknowledged records are
+//! held (memory, spool, and the write-ahead against a kill) until a sink accepts them.
+//! The price is for a function invoked less often than the bound: its first
+//! invocation's records wait for the second invocation, or for the SHUTDOWN of an idle
+//! environment (minutes). From the second invocation on, the one known gap decides.
+//!
+//! **Why 60 s.** What users of monitoring expect: CloudWatch metrics have one-minute
+//! standard resolution and alarms evaluate per minute; dashboards (CloudWatch, Datadog,
+//! Grafana) refresh at a minute or slower; Datadog's own extension moves from flushing at
+//! the end of each invocation to periodic flushing only for functions invoked more often
+//! than about once a minute, for this reason. Data delivered within a minute lands in the
+//! period it belongs to or the next, before an alarm can miss it. A shorter bound makes
+//! more invocations pay the ~26 ms; `0` blocks whenever something is pending (like `end`,
+//! cold start included).
+//!
+//! What the bound cannot cover: an invocation's `platform.report` (and so its invocation
+//! record) reaches the extension only after `next`, during the next thaw, whatever the
+//! policy does.
 
 use std::fmt;
 use std::time::Duration;
@@ -137,42 +163,42 @@ impl Decision {
     pub const IDLE: Decision = Decision { flush: false, blocking: false, budget: Duration::ZERO, next_timer: None };
 }
 
+/// Default of `TANDEM_MAX_DELAY_MS`: see the module documentation.
+pub const DEFAULT_MAX_DELAY: Duration = Duration::from_secs(60);
+
 /// Tuning of [`Strategy::Adaptive`]; the defaults are the documented ones.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct AdaptiveOptions {
-    /// Gaps between invokes at or below this count as frequent.
-    pub frequent_gap_ms: u64,
-    /// How many recent gaps must all be frequent.
+    /// The longest a record should wait for delivery (`TANDEM_MAX_DELAY_MS`).
+    pub max_delay_ms: u64,
+    /// How many recent gaps between invokes estimate the next one (the longest counts).
     pub window: usize,
-    /// Background flush interval while frequent.
+    /// Background flush interval while thawed.
     pub interval_ms: u64,
     /// Flush blocking at runtimeDone anyway past this many records waiting,
     pub high_water_records: usize,
-    /// ... or these bytes waiting,
+    /// ... or these bytes waiting.
     pub high_water_bytes: usize,
-    /// ... or a record older than this.
-    pub max_age_ms: u64,
 }
 
 impl Default for AdaptiveOptions {
     fn default() -> Self {
         AdaptiveOptions {
-            frequent_gap_ms: 10_000,
+            max_delay_ms: DEFAULT_MAX_DELAY.as_millis() as u64,
             window: 3,
             interval_ms: 1_000,
             high_water_records: 5_000,
             high_water_bytes: 1024 * 1024,
-            max_age_ms: 10_000,
         }
     }
 }
 
-/// How the adaptive strategy currently behaves.
+/// How the policy behaves for the current invocation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mode {
-    /// Flush at the end of each invocation (blocking).
+    /// Wait for runtimeDone and flush before `next` (blocking).
     End,
-    /// Flush in the background.
+    /// Call `next` at once; flush in the background.
     Background,
 }
 
@@ -195,6 +221,8 @@ pub struct FlushPolicy {
     /// Last invoke arrival times, oldest first.
     arrivals: [u64; HISTORY],
     arrivals_len: usize,
+    /// Adaptive: the mode chosen at the last INVOKE.
+    current: Mode,
     last_flush_ms: Option<u64>,
     next_tick_ms: Option<u64>,
     deadline_ms: Option<u64>,
@@ -210,6 +238,7 @@ impl FlushPolicy {
             adaptive: AdaptiveOptions::default(),
             arrivals: [0; HISTORY],
             arrivals_len: 0,
+            current: Mode::Background,
             last_flush_ms: None,
             next_tick_ms: None,
             deadline_ms: None,
@@ -222,48 +251,69 @@ impl FlushPolicy {
         self
     }
 
+    /// The policy with another delivery-delay bound (`TANDEM_MAX_DELAY_MS`).
+    pub fn with_max_delay(self, max_delay: Duration) -> FlushPolicy {
+        let opts = AdaptiveOptions { max_delay_ms: max_delay.as_millis() as u64, ..self.adaptive };
+        self.with_adaptive(opts)
+    }
+
     /// The strategy configured.
     pub fn strategy(&self) -> Strategy {
         self.strategy
     }
 
     /// How the policy behaves now: always `End` for `end`, `Background` for `periodic`
-    /// and `continuous`, and per the recent invoke gaps for `adaptive`.
+    /// and `continuous`, and as chosen at the last INVOKE for `adaptive`.
     pub fn mode(&self) -> Mode {
         match self.strategy {
             Strategy::End => Mode::End,
             Strategy::Periodic(_) | Strategy::Continuous(_) => Mode::Background,
-            Strategy::Adaptive => {
-                let w = self.adaptive.window;
-                if self.arrivals_len < w + 1 {
-                    return Mode::End;
-                }
-                let recent = &self.arrivals[self.arrivals_len - (w + 1)..self.arrivals_len];
-                let frequent = recent.windows(2).all(|p| p[1].saturating_sub(p[0]) <= self.adaptive.frequent_gap_ms);
-                if frequent {
-                    Mode::Background
-                } else {
-                    Mode::End
-                }
-            }
+            Strategy::Adaptive => self.current,
         }
+    }
+
+    /// When the next thaw is expected: the last arrival plus the longest recent gap, or
+    /// `None` without a gap yet (a cold start).
+    pub fn expected_next_thaw_ms(&self) -> Option<u64> {
+        let n = self.arrivals_len;
+        if n < 2 {
+            return None;
+        }
+        let from = n - (self.adaptive.window + 1).min(n);
+        let recent = &self.arrivals[from..n];
+        let gap = recent.windows(2).map(|p| p[1].saturating_sub(p[0])).max().unwrap_or(0);
+        Some(self.arrivals[n - 1].saturating_add(gap))
+    }
+
+    /// Adaptive: whether a record buffered at `oldest_ms` would wait longer than the
+    /// bound if left for the next thaw.
+    fn late(&self, now_ms: u64, oldest_ms: u64) -> bool {
+        let thaw = self.expected_next_thaw_ms().map_or(now_ms, |t| t.max(now_ms));
+        thaw.saturating_sub(oldest_ms) > self.adaptive.max_delay_ms
+            || now_ms.saturating_sub(oldest_ms) >= self.adaptive.max_delay_ms
     }
 
     /// An INVOKE event arrived (`deadline_ms`: its `deadlineMs`).
     pub fn on_invoke(&mut self, now_ms: u64, deadline_ms: Option<u64>, pending: Pending) -> Decision {
         self.record_arrival(now_ms);
         self.deadline_ms = deadline_ms;
-        match (self.strategy, self.mode()) {
-            (Strategy::End, _) => Decision::IDLE,
-            (Strategy::Periodic(p), _) => {
+        match self.strategy {
+            Strategy::End => Decision::IDLE,
+            Strategy::Periodic(p) => {
                 let flush = !pending.is_empty() && self.elapsed_since_flush(now_ms) >= p.as_millis() as u64;
                 self.background(now_ms, flush, None)
             }
-            (Strategy::Continuous(p), _) => self.tick_on_invoke(now_ms, p.as_millis() as u64, pending),
-            (Strategy::Adaptive, Mode::Background) => self.tick_on_invoke(now_ms, self.adaptive.interval_ms, pending),
-            (Strategy::Adaptive, Mode::End) => {
-                self.next_tick_ms = None;
-                self.background(now_ms, !pending.is_empty(), None)
+            Strategy::Continuous(p) => self.tick_on_invoke(now_ms, p.as_millis() as u64, pending),
+            Strategy::Adaptive => {
+                let d = self.tick_on_invoke(now_ms, self.adaptive.interval_ms, pending);
+                // The oldest record left for later: what this invocation produces from
+                // now on, or an older one this INVOKE does not flush.
+                let oldest = match pending.oldest_ms {
+                    Some(t) if !d.flush && !pending.is_empty() => t.min(now_ms),
+                    _ => now_ms,
+                };
+                self.current = if self.late(now_ms, oldest) { Mode::End } else { Mode::Background };
+                d
             }
         }
     }
@@ -272,26 +322,30 @@ impl FlushPolicy {
     /// about to call `next`.
     pub fn on_runtime_done(&mut self, now_ms: u64, pending: Pending) -> Decision {
         let timer = self.timer(now_ms);
-        match (self.strategy, self.mode()) {
-            (Strategy::End, _) | (Strategy::Adaptive, Mode::End) => Decision {
-                flush: !pending.is_empty(),
-                blocking: !pending.is_empty(),
-                budget: self.blocking_budget(now_ms),
-                next_timer: timer,
-            },
-            (Strategy::Adaptive, Mode::Background) if self.over_high_water(now_ms, pending) => {
-                Decision { flush: true, blocking: true, budget: self.blocking_budget(now_ms), next_timer: timer }
+        let blocking = match self.strategy {
+            Strategy::End => !pending.is_empty(),
+            Strategy::Adaptive => {
+                // Background: INVOKE found the next thaw within the bound; only the
+                // high-water guards remain.
+                let oldest = pending.oldest_ms.map_or(now_ms, |t| t.min(now_ms));
+                let late = self.current == Mode::End && self.late(now_ms, oldest);
+                !pending.is_empty() && (self.over_high_water(pending) || late)
             }
-            _ => Decision { next_timer: timer, ..Decision::IDLE },
+            Strategy::Periodic(_) | Strategy::Continuous(_) => false,
+        };
+        if blocking {
+            Decision { flush: true, blocking: true, budget: self.blocking_budget(now_ms), next_timer: timer }
+        } else {
+            Decision { next_timer: timer, ..Decision::IDLE }
         }
     }
 
     /// The timer the policy asked for fired.
     pub fn on_timer(&mut self, now_ms: u64, pending: Pending) -> Decision {
-        let interval = match (self.strategy, self.mode()) {
-            (Strategy::Continuous(p), _) => p.as_millis() as u64,
-            (Strategy::Adaptive, Mode::Background) => self.adaptive.interval_ms,
-            _ => {
+        let interval = match self.strategy {
+            Strategy::Continuous(p) => p.as_millis() as u64,
+            Strategy::Adaptive => self.adaptive.interval_ms,
+            Strategy::End | Strategy::Periodic(_) => {
                 self.next_tick_ms = None;
                 return Decision::IDLE;
             }
@@ -369,11 +423,8 @@ impl FlushPolicy {
         self.next_tick_ms.map(|t| Duration::from_millis(t.saturating_sub(now_ms)))
     }
 
-    fn over_high_water(&self, now_ms: u64, p: Pending) -> bool {
-        let a = &self.adaptive;
-        p.records >= a.high_water_records
-            || p.bytes >= a.high_water_bytes
-            || p.oldest_ms.is_some_and(|t| now_ms.saturating_sub(t) >= a.max_age_ms)
+    fn over_high_water(&self, p: Pending) -> bool {
+        p.records >= self.adaptive.high_water_records || p.bytes >= self.adaptive.high_water_bytes
     }
 }
 
@@ -483,55 +534,197 @@ mod tests {
         assert_eq!(d.next_timer, Some(Duration::from_millis(500)));
     }
 
-    #[test]
-    fn adaptive_rare_behaves_like_end() {
-        let mut p = FlushPolicy::new(Strategy::Adaptive, BUDGET);
-        // Cold start: end mode; what is pending at INVOKE goes in the background.
-        let d = p.on_invoke(T, Some(T + 3000), some(2));
-        assert!(d.flush && !d.blocking);
-        assert_eq!(d.next_timer, None);
-        let d = p.on_runtime_done(T + 100, some(4));
-        assert!(d.flush && d.blocking);
-        assert_eq!(d.budget, BUDGET);
-        // Invokes a minute apart stay in end mode.
-        for i in 1..6 {
-            p.on_invoke(T + i * 60_000, None, Pending::default());
-            assert_eq!(p.mode(), Mode::End);
+    /// One simulated invocation: whether it flushed before `next`.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    struct Step {
+        blocked: bool,
+    }
+
+    /// What a run of invocations cost and how long records waited.
+    #[derive(Debug)]
+    struct Run {
+        steps: Vec<Step>,
+        /// Longest wait from buffering to delivery, per invocation that produced the record.
+        waits_ms: Vec<u64>,
+    }
+
+    /// Plays `gaps.len() + 1` invocations against the policy the way `app` asks it, on
+    /// a simulated clock: each invocation runs 50 ms, its function lines are buffered
+    /// 10 ms after INVOKE, its runtimeDone arrives 25 ms after it ends (the Telemetry
+    /// API's buffering); a background flush at INVOKE delivers within 5 ms and a
+    /// blocking one right away. Frozen between invocations: timers never fire (each
+    /// invocation is far shorter than the 1 s interval). Records still pending at the
+    /// end are left for SHUTDOWN and not counted.
+    fn simulate(mut p: FlushPolicy, gaps: &[u64]) -> Run {
+        let mut pending: Vec<(u64, usize)> = Vec::new(); // (buffered at, invocation)
+        let mut waits_ms = vec![0; gaps.len() + 1];
+        let mut steps = Vec::new();
+        let state = |pending: &Vec<(u64, usize)>| Pending {
+            records: pending.len(),
+            bytes: pending.len() * 200,
+            oldest_ms: pending.iter().map(|r| r.0).min(),
+        };
+        let mut deliver = |pending: &mut Vec<(u64, usize)>, at: u64| {
+            for (buffered, i) in pending.drain(..) {
+                waits_ms[i] = waits_ms[i].max(at - buffered);
+            }
+        };
+        let mut t = T;
+        for i in 0..=gaps.len() {
+            let d = p.on_invoke(t, Some(t + 3_000), state(&pending));
+            if d.flush {
+                deliver(&mut pending, t + 5);
+                p.on_flushed(t + 5);
+            }
+            let early = match p.mode() {
+                Mode::End => None,
+                // `app` asks at once: `next` follows immediately.
+                Mode::Background => Some(p.on_runtime_done(t + 1, state(&pending))),
+            };
+            pending.push((t + 10, i));
+            let done = t + 75;
+            let d = early.unwrap_or_else(|| p.on_runtime_done(done, state(&pending)));
+            let blocked = d.flush && d.blocking;
+            if blocked {
+                deliver(&mut pending, done);
+                p.on_flushed(done);
+            }
+            steps.push(Step { blocked });
+            t += gaps.get(i).copied().unwrap_or(0);
         }
-        assert_eq!(p.on_timer(T + 400_000, some(1)), Decision::IDLE);
+        Run { steps, waits_ms: waits_ms[..gaps.len()].to_vec() }
+    }
+
+    fn adaptive() -> FlushPolicy {
+        FlushPolicy::new(Strategy::Adaptive, BUDGET)
+    }
+
+    fn blocked(run: &Run) -> Vec<usize> {
+        run.steps.iter().enumerate().filter(|(_, s)| s.blocked).map(|(i, _)| i).collect()
+    }
+
+    const BOUND_MS: u64 = 60_000;
+
+    #[test]
+    fn adaptive_at_1_s_never_blocks_and_records_wait_about_a_second() {
+        let run = simulate(adaptive(), &[1_000; 20]);
+        assert_eq!(blocked(&run), Vec::<usize>::new(), "not even the cold start");
+        assert!(run.waits_ms.iter().all(|&w| w <= 1_000), "{:?}", run.waits_ms);
     }
 
     #[test]
-    fn adaptive_switches_to_background_when_invokes_are_frequent_and_back() {
-        let mut p = FlushPolicy::new(Strategy::Adaptive, BUDGET);
-        let mut t = T;
-        for _ in 0..3 {
-            p.on_invoke(t, None, Pending::default());
-            assert_eq!(p.mode(), Mode::End);
-            t += 2_000;
-        }
-        // Fourth invoke: three gaps of 2 s.
-        let d = p.on_invoke(t, None, some(5));
-        assert_eq!(p.mode(), Mode::Background);
+    fn adaptive_at_10_s_never_blocks_and_records_wait_about_ten_seconds() {
+        let run = simulate(adaptive(), &[10_000; 12]);
+        assert_eq!(blocked(&run), Vec::<usize>::new());
+        assert!(run.waits_ms.iter().all(|&w| w <= 10_000), "{:?}", run.waits_ms);
+    }
+
+    #[test]
+    fn adaptive_at_60_s_keeps_within_the_bound_without_blocking() {
+        // The next thaw comes 60 s after INVOKE, records are buffered 10 ms later:
+        // they wait just under the bound.
+        let run = simulate(adaptive(), &[60_000; 6]);
+        assert_eq!(blocked(&run), Vec::<usize>::new());
+        assert!(run.waits_ms.iter().all(|&w| w <= BOUND_MS), "{:?}", run.waits_ms);
+        // A little slower and every invocation after the first delivers before `next`.
+        let run = simulate(adaptive(), &[61_000; 6]);
+        assert_eq!(blocked(&run), vec![1, 2, 3, 4, 5, 6]);
+        assert_eq!(run.waits_ms[0], 61_000 - 10 + 5, "the cold start's lines wait for the next thaw");
+        assert!(run.waits_ms[1..].iter().all(|&w| w == 65), "{:?}", run.waits_ms);
+    }
+
+    #[test]
+    fn adaptive_at_10_min_blocks_from_the_second_invocation_on() {
+        let run = simulate(adaptive(), &[600_000; 5]);
+        assert_eq!(blocked(&run), vec![1, 2, 3, 4, 5], "the cold start does not block");
+        assert_eq!(run.waits_ms[0], 600_000 - 5, "its records are delivered at the next thaw");
+        assert!(run.waits_ms[1..].iter().all(|&w| w == 65), "{:?}", run.waits_ms);
+    }
+
+    #[test]
+    fn adaptive_cold_start_blocks_only_for_data_already_past_the_bound_or_high_water() {
+        let mut p = adaptive();
+        // Nothing known: no blocking, `next` at once; what is pending goes in the background.
+        let d = p.on_invoke(T, Some(T + 3_000), some(2));
         assert!(d.flush && !d.blocking);
         assert_eq!(d.next_timer, Some(Duration::from_millis(1_000)));
-        p.on_flushed(t + 10);
-        let d = p.on_runtime_done(t + 80, some(5));
-        assert!(!d.flush, "frequent: never delays next");
-        assert_eq!(d.next_timer, Some(Duration::from_millis(920)));
-        let d = p.on_timer(t + 1_000, some(5));
+        assert_eq!(p.mode(), Mode::Background);
+        assert_eq!(p.expected_next_thaw_ms(), None);
+        assert!(!p.on_runtime_done(T + 1, some(4)).flush);
+        // Held since before the bound (e.g. replayed from the spool at start): the
+        // INVOKE sends it in the background at once.
+        let mut p = adaptive();
+        let old = Pending { records: 3, bytes: 600, oldest_ms: Some(T - BOUND_MS) };
+        let d = p.on_invoke(T, Some(T + 3_000), old);
         assert!(d.flush && !d.blocking);
-        // One long gap: back to end mode at once, timer cancelled.
-        t += 60_000;
-        let d = p.on_invoke(t, None, some(1));
+        assert_eq!(p.mode(), Mode::Background);
+        // Such a record left pending by an INVOKE that did not flush (one second's tick
+        // not due yet) is delivered before `next`.
+        p.on_flushed(T + 5);
+        let d = p.on_invoke(T + 200, Some(T + 3_200), old);
+        assert!(!d.flush, "flushed 195 ms ago: not due");
         assert_eq!(p.mode(), Mode::End);
-        assert_eq!(d.next_timer, None);
-        assert!(p.on_runtime_done(t + 50, some(1)).blocking);
+        let d = p.on_runtime_done(T + 275, old);
+        assert!(d.flush && d.blocking);
+        assert_eq!(d.budget, BUDGET);
+        // Past a high-water mark, even on a cold start.
+        let mut p = adaptive();
+        p.on_invoke(T, None, Pending::default());
+        assert!(p.on_runtime_done(T + 1, some(5_000)).blocking);
+    }
+
+    #[test]
+    fn adaptive_after_a_pause_delivers_before_next_until_three_short_gaps_follow() {
+        let mut gaps = vec![1_000; 5];
+        gaps.push(600_000);
+        gaps.extend([1_000; 5]);
+        let run = simulate(adaptive(), &gaps);
+        // Invocation 6 follows the pause: it and the next two still see it in the window.
+        assert_eq!(blocked(&run), vec![6, 7, 8]);
+        // The lines of the invocation before the pause could not be foreseen: they wait
+        // for the next thaw.
+        assert_eq!(run.waits_ms[5], 600_000 - 5);
+        let worst_after = run.waits_ms[6..].iter().max().copied().unwrap_or(0);
+        assert!(worst_after <= 1_000, "{:?}", run.waits_ms);
+    }
+
+    #[test]
+    fn adaptive_bound_is_tunable_and_zero_blocks_whenever_something_is_pending() {
+        let p = adaptive().with_max_delay(Duration::from_secs(5));
+        assert_eq!(blocked(&simulate(p.clone(), &[1_000; 6])), Vec::<usize>::new());
+        assert_eq!(blocked(&simulate(p, &[10_000; 4])), vec![1, 2, 3, 4]);
+        let zero = adaptive().with_max_delay(Duration::ZERO);
+        assert_eq!(blocked(&simulate(zero.clone(), &[1_000; 3])), vec![0, 1, 2, 3], "cold start included");
+        let mut zero = zero;
+        zero.on_invoke(T, None, Pending::default());
+        assert!(!zero.on_runtime_done(T + 75, Pending::default()).flush, "nothing pending, nothing to do");
+        // The window of gaps that estimates the next thaw.
+        let one = adaptive().with_adaptive(AdaptiveOptions { window: 1, ..AdaptiveOptions::default() });
+        let mut gaps = vec![1_000; 3];
+        gaps.push(600_000);
+        gaps.extend([1_000; 3]);
+        assert_eq!(blocked(&simulate(one, &gaps)), vec![4]);
+    }
+
+    #[test]
+    fn adaptive_timer_flushes_in_the_background_while_thawed() {
+        let mut p = adaptive();
+        let d = p.on_invoke(T, None, Pending::default());
+        assert!(!d.flush, "nothing pending");
+        assert_eq!(d.next_timer, Some(Duration::from_millis(1_000)));
+        // A long invocation: the timer delivers what it logs every second.
+        let d = p.on_timer(T + 1_000, some(5));
+        assert!(d.flush && !d.blocking);
+        assert_eq!(d.budget, Duration::from_millis(1_000));
+        assert_eq!(d.next_timer, Some(Duration::from_millis(1_000)));
+        let d = p.on_runtime_done(T + 1_500, some(5));
+        assert!(!d.flush, "cold start, within the bound: never delays next");
+        assert_eq!(d.next_timer, Some(Duration::from_millis(500)));
     }
 
     #[test]
     fn adaptive_background_still_flushes_at_end_past_high_water() {
-        let mut p = FlushPolicy::new(Strategy::Adaptive, BUDGET);
+        let mut p = adaptive();
         for i in 0..4 {
             p.on_invoke(T + i * 1_000, Some(T + i * 1_000 + 3_000), Pending::default());
         }
@@ -540,25 +733,9 @@ mod tests {
         assert!(!p.on_runtime_done(now, some(100)).flush);
         let big = p.on_runtime_done(now, some(5_000));
         assert!(big.flush && big.blocking);
+        assert_eq!(big.budget, BUDGET);
         let heavy = p.on_runtime_done(now, Pending { records: 10, bytes: 2 * 1024 * 1024, oldest_ms: None });
         assert!(heavy.blocking);
-        let old = p.on_runtime_done(now, Pending { records: 1, bytes: 10, oldest_ms: Some(now - 10_000) });
-        assert!(old.flush && old.blocking);
-        assert_eq!(old.budget, BUDGET);
-    }
-
-    #[test]
-    fn adaptive_options_are_tunable() {
-        let mut p = FlushPolicy::new(Strategy::Adaptive, BUDGET).with_adaptive(AdaptiveOptions {
-            frequent_gap_ms: 100,
-            window: 1,
-            ..AdaptiveOptions::default()
-        });
-        p.on_invoke(T, None, Pending::default());
-        p.on_invoke(T + 100, None, Pending::default());
-        assert_eq!(p.mode(), Mode::Background);
-        p.on_invoke(T + 300, None, Pending::default());
-        assert_eq!(p.mode(), Mode::End);
     }
 
     #[test]
