@@ -7,9 +7,11 @@
 //! for the invocation's `platform.runtimeDone` and then spends at most the flush budget
 //! counted from that moment, so a slow or dead sink never delays `next` past it;
 //! background flushes run in the flusher task on the policy's timer and never delay
-//! `next`; at SHUTDOWN everything is drained before the deadline, and what still
-//! cannot be delivered is written to the spool (a reset: the next process delivers
-//! it) or to stdout as a last resort (a spindown: the environment is going away).
+//! `next`; the intake (parsing lines, the rules, queueing) runs on its own thread
+//! ([`intake`]), never on the runtime thread that answers Lambda; at SHUTDOWN
+//! everything is drained before the deadline, and what still cannot be delivered is
+//! written to the spool (a reset: the next process delivers it) or to stdout as a last
+//! resort (a spindown: the environment is going away).
 //!
 //! Never parses, encodes or sends anything itself, and never logs per record.
 
@@ -21,7 +23,7 @@ use crate::encode::ndjson;
 use crate::flush::{Decision, FlushPolicy, Mode, INVOKE_DEADLINE_MARGIN};
 use crate::model::Item;
 use crate::pipeline::{Pipeline, UNDELIVERED_KEY};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::future::Future;
 use std::io::Write;
 use std::pin::Pin;
@@ -41,6 +43,11 @@ const TELEMETRY_MAX_BYTES: u32 = 256 * 1024;
 /// Kept free at SHUTDOWN for the last resort after the final flush.
 const LAST_RESORT_RESERVE: Duration = Duration::from_millis(150);
 
+/// How many recent `platform.runtimeDone` times are remembered.
+const RUNTIME_DONE_KEPT: usize = 16;
+
+mod intake;
+
 /// Runs the extension until SHUTDOWN has been handled.
 pub async fn run(config: Config, problems: Vec<Problem>) -> Result<(), Error> {
     let app = App::new(config, problems);
@@ -57,7 +64,12 @@ struct Shared {
     config: Config,
     /// Problems found at start, told at `init` (once the diagnostic prefix is known).
     startup_problems: Mutex<Vec<String>>,
+    /// Locked only by jobs on the intake thread.
     pipeline: Mutex<Pipeline>,
+    intake: intake::Intake,
+    /// Recent runtimeDone times (request id, ms since the epoch), newest last: read on
+    /// the runtime thread without waiting for the intake.
+    runtime_done: Mutex<VecDeque<(String, u64)>>,
     delivery: Delivery,
     policy: Mutex<FlushPolicy>,
     instance: Arc<OnceLock<String>>,
@@ -88,6 +100,8 @@ impl App {
             shared: Arc::new(Shared {
                 startup_problems: Mutex::new(startup),
                 pipeline: Mutex::new(pipeline),
+                intake: intake::Intake::default(),
+                runtime_done: Mutex::new(VecDeque::new()),
                 delivery,
                 policy: Mutex::new(policy),
                 instance,
@@ -133,6 +147,36 @@ impl Shared {
         (d, p.mode())
     }
 
+    /// Ingests one telemetry batch and pushes its items to the queues. Runs on the
+    /// intake thread.
+    fn ingest(&self, events: Vec<Event>, now: u64, malformed: u64) {
+        let mut items = Vec::with_capacity(events.len());
+        let intake = lock(&self.pipeline).ingest(events, tandem_sdk::log_prefix(), now, &mut items);
+        for p in &intake.problems {
+            diag::warn(p);
+        }
+        if let Some(id) = intake.instance_id {
+            let _ = self.instance.set(id);
+        }
+        if !intake.runtime_done.is_empty() {
+            let mut done = lock(&self.runtime_done);
+            for d in intake.runtime_done {
+                if done.len() == RUNTIME_DONE_KEPT {
+                    done.pop_front();
+                }
+                done.push_back(d);
+            }
+        }
+        {
+            let mut h = self.delivery.health();
+            h.records_in(intake.records_in);
+            h.dropped(crate::health::reason::RULE, intake.dropped_by_rule);
+            h.dropped(crate::health::reason::LAMBDA_LOGS_DROPPED, intake.lambda_dropped);
+        }
+        self.delivery.set_parse_errors(malformed);
+        self.delivery.push(items, now);
+    }
+
     async fn background_flush(self: Arc<Self>, budget: Duration) {
         let outcomes = self.delivery.flush(FlushKind::Background, Instant::now() + budget).await;
         lock(&self.policy).on_flushed(now_ms());
@@ -149,7 +193,8 @@ impl Shared {
             return;
         }
         let arrived = Instant::now();
-        let lag_ms = lock(&self.pipeline).runtime_done_ms(request_id).map_or(0, |t| now_ms().saturating_sub(t));
+        let done_ms = lock(&self.runtime_done).iter().rev().find(|(id, _)| id == request_id).map(|(_, t)| *t);
+        let lag_ms = done_ms.map_or(0, |t| now_ms().saturating_sub(t));
         let d = match decided {
             Some(d) => d,
             None => {
@@ -192,7 +237,12 @@ impl Handler for App {
         let mut problems = std::mem::take(&mut *lock(&self.shared.startup_problems));
         if !self.shared.config.rules.is_empty() {
             // A bad pattern is reported now, with the other configuration problems.
-            problems.extend(lock(&self.shared.pipeline).compile_rules());
+            let shared = self.shared.clone();
+            match self.shared.intake.run(move || lock(&shared.pipeline).compile_rules()).await {
+                Ok(p) => problems.extend(p),
+                Err(_) => problems
+                    .push("TANDEM_RULES: compiling the rules failed; they are compiled again at the first line".into()),
+            }
         }
         for p in &problems {
             // Shown unless diagnostics are off: each says what is used instead.
@@ -212,25 +262,16 @@ impl Handler for App {
     }
 
     async fn telemetry(&self, events: Vec<Event>, ctx: &Context) -> Result<(), Error> {
-        let s = &self.shared;
+        let shared = self.shared.clone();
+        let malformed = ctx.stats().malformed;
         let now = now_ms();
-        let mut items = Vec::with_capacity(events.len());
-        let intake = lock(&s.pipeline).ingest(events, tandem_sdk::log_prefix(), now, &mut items);
-        for p in &intake.problems {
-            diag::warn(p);
-        }
-        if let Some(id) = intake.instance_id {
-            let _ = s.instance.set(id);
-        }
-        {
-            let mut h = s.delivery.health();
-            h.records_in(intake.records_in);
-            h.dropped(crate::health::reason::RULE, intake.dropped_by_rule);
-            h.dropped(crate::health::reason::LAMBDA_LOGS_DROPPED, intake.lambda_dropped);
-        }
-        s.delivery.set_parse_errors(ctx.stats().malformed);
-        s.delivery.push(items, now);
-        Ok(())
+        // Answered (by returning) only once the job has pushed the items: acknowledged
+        // means held.
+        self.shared
+            .intake
+            .run(move || shared.ingest(events, now, malformed))
+            .await
+            .map_err(|_| Error::transient("the intake failed on this batch"))
     }
 
     async fn invoke(&self, event: InvokeEvent, ctx: &Context) -> Result<(), Error> {
@@ -277,8 +318,13 @@ impl Handler for App {
                 let _ = tokio::time::timeout_at(drain.deadline.into(), done).await;
             }
         }
-        let partial = lock(&s.pipeline).finish();
-        s.delivery.push(partial, now_ms());
+        // After every batch already handed to the intake (bounded by the deadline).
+        let shared = s.clone();
+        let finish = s.intake.run(move || lock(&shared.pipeline).finish());
+        let until = drain.deadline.checked_sub(LAST_RESORT_RESERVE).unwrap_or(drain.deadline);
+        if let Ok(Ok(partial)) = tokio::time::timeout_at(until.into(), finish).await {
+            s.delivery.push(partial, now_ms());
+        }
         s.delivery.health().mark_due();
         let d = lock(&s.policy).on_shutdown(now_ms(), event.deadline_ms);
         let reserve = LAST_RESORT_RESERVE.min(drain.time_left() / 4);

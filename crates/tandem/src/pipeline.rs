@@ -18,16 +18,12 @@ use crate::logs;
 use crate::model::{Item, Source};
 use crate::rules::{Rule, Rules, DEFAULT_MAX_LINE_BYTES};
 use crate::sink::stdout::encode::is_emf_document;
-use std::collections::VecDeque;
 use tandem_wire::telemetry::{LogRecord as WireLog, Record};
 use tandem_wire::Event;
 
 /// The key of the JSON lines a shutdown writes to stdout for records it could not
 /// deliver (`{"tandem_undelivered":...}`): recognised and dropped if they come back.
 pub const UNDELIVERED_KEY: &str = "tandem_undelivered";
-
-/// How many recent `platform.runtimeDone` times are remembered.
-const RUNTIME_DONE_KEPT: usize = 16;
 
 /// What one batch produced besides its items.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -44,6 +40,8 @@ pub struct Intake {
     pub instance_id: Option<String>,
     /// One line per problem found while compiling the rules (first log line only).
     pub problems: Vec<String>,
+    /// `platform.runtimeDone` events of this batch: (request id, time in ms since the epoch).
+    pub runtime_done: Vec<(String, u64)>,
 }
 
 /// The intake state. See the module documentation.
@@ -54,7 +52,6 @@ pub struct Pipeline {
     /// How much of a line the rules look at (`TANDEM_RULES_MAX_LINE_BYTES`).
     max_line_bytes: usize,
     rules: Option<Rules>,
-    runtime_done: VecDeque<(String, u64)>,
 }
 
 impl Pipeline {
@@ -65,7 +62,6 @@ impl Pipeline {
             rule_list: rules,
             max_line_bytes: DEFAULT_MAX_LINE_BYTES,
             rules: None,
-            runtime_done: VecDeque::new(),
         }
     }
 
@@ -85,10 +81,7 @@ impl Pipeline {
             match &event.record {
                 Record::ExtensionLog(_) => {}
                 Record::RuntimeDone(r) => {
-                    if self.runtime_done.len() == RUNTIME_DONE_KEPT {
-                        self.runtime_done.pop_front();
-                    }
-                    self.runtime_done.push_back((r.request_id.clone(), time));
+                    intake.runtime_done.push((r.request_id.clone(), time));
                     self.invocations(time, &event.record, &mut intake, out);
                 }
                 _ => self.invocations(time, &event.record, &mut intake, out),
@@ -112,12 +105,6 @@ impl Pipeline {
             }
         }
         intake
-    }
-
-    /// When `platform.runtimeDone` of `request_id` happened (ms since the epoch), if it
-    /// was seen recently.
-    pub fn runtime_done_ms(&self, request_id: &str) -> Option<u64> {
-        self.runtime_done.iter().rev().find(|(id, _)| id == request_id).map(|(_, t)| *t)
     }
 
     /// Ends the intake (at SHUTDOWN): invocations still waiting for their report, as
@@ -231,8 +218,7 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
-        assert_eq!(p.runtime_done_ms("r-1"), Some(T0 + 3));
-        assert_eq!(p.runtime_done_ms("r-2"), None);
+        assert_eq!(intake.runtime_done, vec![("r-1".to_owned(), T0 + 3)]);
     }
 
     #[test]
