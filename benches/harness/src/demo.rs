@@ -1,7 +1,9 @@
 //! demo: `cargo xtask demo`. Runs `demo-fn` (a lambda_runtime function logging text and
-//! JSON) in tandem-emulator with the `tandem` extension attached, delivering to a file
-//! sink and to an OTLP receiver on 127.0.0.1; invokes it a few hundred times, shuts
-//! down, and says what was delivered, what was lost (nothing), and where it all is.
+//! JSON) in tandem-emulator with the `tandem` extension attached, delivering to the
+//! default `stdout` sink (CloudWatch EMF), a file sink and an OTLP receiver on
+//! 127.0.0.1; invokes it a few hundred times, shuts down, and says what was delivered,
+//! what was lost (nothing), and where it all is; shows a few EMF lines as CloudWatch
+//! Logs would receive them, and ends with what to try next.
 
 use crate::otlp_receiver::Receiver;
 use crate::stats::Samples;
@@ -35,16 +37,17 @@ pub async fn run(bins: &Bins, invocations: u64, out: &Path) -> Result<bool, Stri
     cfg.timeout = Duration::from_secs(5);
     cfg.record_bodies = false;
     let env_vars = [
-        ("TANDEM_SINKS", "file,otlp".to_owned()),
+        ("TANDEM_SINKS", "stdout,file,otlp".to_owned()),
         ("TANDEM_FILE_PATH", records.to_string_lossy().into_owned()),
         ("TANDEM_SPOOL_DIR", spool.to_string_lossy().into_owned()),
-        ("OTEL_EXPORTER_OTLP_ENDPOINT", format!("http://{}", receiver.addr)),
-        ("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf".to_owned()),
+        // The sink's own names: OTEL_EXPORTER_OTLP_* stay the function's SDK's.
+        ("TANDEM_OTLP_ENDPOINT", format!("http://{}", receiver.addr)),
+        ("TANDEM_OTLP_PROTOCOL", "http/protobuf".to_owned()),
         ("OTEL_SERVICE_NAME", "demo-fn".to_owned()),
     ];
     cfg.env.extend(env_vars.iter().map(|(k, v)| (k.to_string(), v.clone())));
 
-    println!("demo: starting tandem-emulator with demo-fn and the tandem extension (sinks: file, otlp)");
+    println!("demo: starting tandem-emulator with demo-fn and the tandem extension (sinks: stdout, file, otlp)");
     let env = Environment::start(cfg).await.map_err(|e| e.to_string())?;
     if let Some((status, error)) = env.init_outcome() {
         if status != tandem_wire::Status::Success {
@@ -107,6 +110,14 @@ pub async fn run(bins: &Bins, invocations: u64, out: &Path) -> Result<bool, Stri
     let invocation_spans = got.span_names.iter().filter(|(n, _)| n.as_str() == "demo-fn").map(|(_, c)| *c).sum::<u64>();
     let metric_points: u64 = got.metric_points.values().sum();
 
+    // What the stdout sink wrote: tandem's stdout, which Lambda sends to CloudWatch Logs.
+    let emf: Vec<String> = env.console_lines().into_iter().filter(|l| l.starts_with("{\"_aws\"")).collect();
+    let emf_requests: HashSet<String> = emf
+        .iter()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter_map(|v| v["requestId"].as_str().map(str::to_owned))
+        .collect();
+    let lost_stdout = invocations.saturating_sub(emf_requests.len() as u64);
     let lost_file =
         expected_lines.saturating_sub(file_logs) + invocations.saturating_sub(file_invocations.len() as u64);
     let lost_otlp = expected_lines.saturating_sub(otlp_logs);
@@ -137,8 +148,46 @@ pub async fn run(bins: &Bins, invocations: u64, out: &Path) -> Result<bool, Stri
     if !got.errors.is_empty() {
         println!("demo: the OTLP receiver rejected {} request(s): {}", got.errors.len(), got.errors.join("; "));
     }
-    println!("demo: records lost: file {lost_file}, otlp {lost_otlp}");
-    Ok(lost_file == 0 && lost_otlp == 0 && failed == 0 && got.errors.is_empty())
+    println!(
+        "demo: stdout sink (the default): {} EMF documents, the metrics of {} invocations and tandem's health; \
+         CloudWatch Logs receives these lines and extracts their metrics, for example:",
+        emf.len(),
+        emf_requests.len()
+    );
+    for line in emf_sample(&emf) {
+        println!("  {line}");
+    }
+    println!("demo: records lost: stdout {lost_stdout}, file {lost_file}, otlp {lost_otlp}");
+    println!("{NEXT}");
+    Ok(lost_stdout == 0 && lost_file == 0 && lost_otlp == 0 && failed == 0 && got.errors.is_empty())
+}
+
+/// What to try after the demo.
+const NEXT: &str = "\
+demo: what to try next:
+  - tandem on your function: `cargo xtask layer` builds target/layer/tandem-<arch>.zip, a Lambda layer with
+    tandem as /opt/extensions/tandem; add it to a function, nothing else needed (the stdout sink is the default)
+  - a configuration, checked offline: `TANDEM_SINKS=otlp TANDEM_OTLP_ENDPOINT=https://collector:4318 \
+    target/release/tandem check-config` (`tandem --help` lists every setting)
+  - your own function in the emulator with tandem beside it: `target/release/tandem-emulator invoke \
+    --runtime ./bootstrap --extension target/release/tandem --event event.json -n 3`, or as deployed:
+    `target/release/tandem-emulator invoke --layer target/layer/tandem-<arch>.zip --code fn.zip \
+    --runtime /var/task/bootstrap`";
+
+/// A few EMF lines: the first and last invocations' documents and the first health one.
+fn emf_sample(emf: &[String]) -> Vec<&str> {
+    let is_invocation = |l: &&String| l.contains("\"requestId\"");
+    let mut sample: Vec<&str> = Vec::new();
+    for line in
+        [emf.iter().find(is_invocation), emf.iter().rev().find(is_invocation), emf.iter().find(|l| !is_invocation(l))]
+            .into_iter()
+            .flatten()
+    {
+        if !sample.contains(&line.as_str()) {
+            sample.push(line);
+        }
+    }
+    sample
 }
 
 fn display(p: &Path) -> String {
