@@ -13,7 +13,7 @@ use std::process::Command;
 const CARGO_FUZZ_VERSION: &str = "0.13.1";
 
 /// Every target of `fuzz/Cargo.toml`, in the order they run.
-pub const TARGETS: [&str; 4] = ["wire_telemetry", "wire_requests", "tandem_pipeline", "tandem_config"];
+pub const TARGETS: [&str; 5] = ["wire_telemetry", "wire_requests", "tandem_pipeline", "tandem_config", "emulator_api"];
 
 pub fn run(args: &[String]) -> Result<()> {
     let mut seconds = 60u64;

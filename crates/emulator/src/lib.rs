@@ -32,6 +32,9 @@ mod config;
 mod driver;
 mod environment;
 mod freeze;
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing;
 mod invoke_api;
 mod lifecycle;
 mod memory;

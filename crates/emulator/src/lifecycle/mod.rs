@@ -22,8 +22,8 @@ mod ids;
 mod init;
 mod invoke;
 mod messages;
-#[cfg(test)]
-mod model_check;
+#[cfg(any(test, feature = "fuzzing"))]
+pub(crate) mod model_check;
 mod processes;
 mod registry;
 mod runtime_api;
