@@ -68,19 +68,37 @@ const TRACE_HEX: &str = "5759e988bd862e3fe1be46a994272793";
 const LAMBDA_PARENT: &str = "53995c3f42cd8ad8";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_instrumented_python_function_exports_through_tandem_exactly_once_linked_to_its_invocation() {
-    let dir = tempdir("receiver-python");
+async fn an_instrumented_python_function_exports_over_http_protobuf_through_tandem_exactly_once_linked() {
+    python_function_exports("http/protobuf").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_instrumented_python_function_exports_over_grpc_through_tandem_exactly_once_linked() {
+    python_function_exports("grpc").await;
+}
+
+/// Three invocations of the instrumented function exporting over `protocol` to
+/// tandem's receiver; tandem's otlp sink (http/protobuf, its own TANDEM_OTLP_*
+/// settings) delivers to a receiver on 127.0.0.1.
+async fn python_function_exports(protocol: &str) {
+    let dir = tempdir(&format!("receiver-python-{}", protocol.replace('/', "-")));
     let otlp = Receiver::start().await;
-    let port = free_port();
+    let (port, listener, port_key) = match protocol {
+        "grpc" => (free_port(), "grpc", "TANDEM_OTLP_RECEIVER_GRPC_PORT"),
+        _ => (free_port(), "http", "TANDEM_OTLP_RECEIVER_HTTP_PORT"),
+    };
     let env = python_env(
         &dir,
         &[
             ("TANDEM_SINKS", "otlp".to_owned()),
-            // The sink's own destination; the function's SDK reads OTEL_* (the receiver).
+            // The sink's own destination and protocol; the function's SDK reads OTEL_*
+            // (tandem's receiver).
             ("TANDEM_OTLP_ENDPOINT", otlp.url("")),
-            ("TANDEM_OTLP_RECEIVER", "http".to_owned()),
-            ("TANDEM_OTLP_RECEIVER_HTTP_PORT", port.to_string()),
+            ("TANDEM_OTLP_PROTOCOL", "http/protobuf".to_owned()),
+            ("TANDEM_OTLP_RECEIVER", listener.to_owned()),
+            (port_key, port.to_string()),
             ("OTEL_EXPORTER_OTLP_ENDPOINT", format!("http://127.0.0.1:{port}")),
+            ("OTEL_EXPORTER_OTLP_PROTOCOL", protocol.to_owned()),
         ],
     )
     .await;

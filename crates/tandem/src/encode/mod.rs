@@ -9,6 +9,7 @@
 //! reallocating) and write by hand where serde would cost an intermediate value.
 
 pub mod ndjson;
+pub mod grpc;
 pub mod received;
 
 use std::fmt;

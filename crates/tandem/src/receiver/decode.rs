@@ -239,17 +239,7 @@ fn encode<M: Message + serde::Serialize>(encoding: Encoding, m: &M) -> Vec<u8> {
     }
 }
 
-/// gRPC status codes the receiver answers with.
-pub mod code {
-    /// `INVALID_ARGUMENT`.
-    pub const INVALID_ARGUMENT: i32 = 3;
-    /// `RESOURCE_EXHAUSTED`.
-    pub const RESOURCE_EXHAUSTED: i32 = 8;
-    /// `UNIMPLEMENTED`.
-    pub const UNIMPLEMENTED: i32 = 12;
-    /// `UNAVAILABLE`.
-    pub const UNAVAILABLE: i32 = 14;
-}
+pub use crate::encode::grpc::code;
 
 /// A `google.rpc.Status` (`code`, `message`), the body of an OTLP/HTTP error answer.
 /// Written by hand: two fields, and no generated type for it in `opentelemetry-proto`.

@@ -24,7 +24,6 @@ use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
 
 /// Connections served at once; more wait in the listen backlog.
 pub const MAX_CONNECTIONS: usize = 32;
@@ -37,22 +36,9 @@ pub const RETRY_AFTER_S: u64 = 1;
 
 /// Serves `listener` until the process ends.
 pub async fn serve(listener: TcpListener, receiver: Arc<Receiver>) {
-    let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
-    loop {
-        let Ok(permit) = Arc::clone(&slots).acquire_owned().await else {
-            return;
-        };
-        let stream = match listener.accept().await {
-            Ok((s, _)) => s,
-            Err(_) => {
-                // Out of descriptors, most likely: wait rather than spin.
-                tokio::time::sleep(Duration::from_millis(50)).await;
-                continue;
-            }
-        };
-        let _ = stream.set_nodelay(true);
+    super::accept_loop(listener, MAX_CONNECTIONS, move |stream| {
         let receiver = Arc::clone(&receiver);
-        tokio::spawn(async move {
+        async move {
             let handler = service_fn(move |req| {
                 let receiver = Arc::clone(&receiver);
                 async move { Ok::<_, Infallible>(answer(&receiver, req).await) }
@@ -62,9 +48,9 @@ pub async fn serve(listener: TcpListener, receiver: Arc<Receiver>) {
                 .header_read_timeout(HEADER_TIMEOUT)
                 .serve_connection(TokioIo::new(stream), handler)
                 .await;
-            drop(permit);
-        });
-    }
+        }
+    })
+    .await;
 }
 
 async fn answer(receiver: &Receiver, req: Request<Incoming>) -> Response<Full<Bytes>> {

@@ -10,7 +10,8 @@
 //!
 //! - [`decode`] (pure): paths, encodings, gzip within the bound, validation, answers;
 //! - [`annotate`] (pure): the invocation's link and `faas.invocation_id`;
-//! - [`http`]: the OTLP/HTTP listener (hyper);
+//! - [`http`]: the OTLP/HTTP listener (hyper, HTTP/1.1);
+//! - [`grpc`]: the OTLP/gRPC listener (hyper, HTTP/2; framing in `encode::grpc`);
 //! - [`State`]: the current invocation and the open/closed switch, set by the app.
 //!
 //! On only when `TANDEM_OTLP_RECEIVER` says so and a sink can carry what it receives
@@ -19,6 +20,7 @@
 
 pub mod annotate;
 pub mod decode;
+pub mod grpc;
 pub mod http;
 
 use crate::config::{ReceiverConfig, SinkKind};
@@ -141,7 +143,41 @@ pub fn start(
             tokio::spawn(http::serve(listener, Arc::clone(&receiver)));
         }
     }
+    if let Some(port) = cfg.grpc {
+        if let Some(listener) = bind(port, "OTLP/gRPC") {
+            tokio::spawn(grpc::serve(listener, Arc::clone(&receiver)));
+        }
+    }
     Some(receiver)
+}
+
+/// Accepts connections on `listener` until the process ends, at most `max` served at
+/// once (more wait in the listen backlog), each by `serve` in its own task.
+async fn accept_loop<F, Fut>(listener: tokio::net::TcpListener, max: usize, serve: F)
+where
+    F: Fn(tokio::net::TcpStream) -> Fut,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    let slots = Arc::new(tokio::sync::Semaphore::new(max));
+    loop {
+        let Ok(permit) = Arc::clone(&slots).acquire_owned().await else {
+            return;
+        };
+        let stream = match listener.accept().await {
+            Ok((s, _)) => s,
+            Err(_) => {
+                // Out of descriptors, most likely: wait rather than spin.
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let _ = stream.set_nodelay(true);
+        let connection = serve(stream);
+        tokio::spawn(async move {
+            connection.await;
+            drop(permit);
+        });
+    }
 }
 
 fn bind(port: u16, what: &str) -> Option<tokio::net::TcpListener> {
@@ -158,3 +194,6 @@ fn bind(port: u16, what: &str) -> Option<tokio::net::TcpListener> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -29,6 +29,8 @@ pub enum Protocol {
     HttpProtobuf,
     /// `http/json`.
     HttpJson,
+    /// `grpc`: protobuf in unary `Export` calls (see `sink::otlp::grpc`).
+    Grpc,
 }
 
 impl Protocol {
@@ -37,6 +39,7 @@ impl Protocol {
         match self {
             Protocol::HttpProtobuf => "http/protobuf",
             Protocol::HttpJson => "http/json",
+            Protocol::Grpc => "grpc",
         }
     }
 
@@ -45,13 +48,14 @@ impl Protocol {
         match self {
             Protocol::HttpProtobuf => "application/x-protobuf",
             Protocol::HttpJson => "application/json",
+            Protocol::Grpc => crate::encode::grpc::CONTENT_TYPE,
         }
     }
 
     /// Encodes an export request in this protocol.
     pub fn encode<M: prost::Message + serde::Serialize>(self, req: &M) -> Vec<u8> {
         match self {
-            Protocol::HttpProtobuf => encode_protobuf(req),
+            Protocol::HttpProtobuf | Protocol::Grpc => encode_protobuf(req),
             Protocol::HttpJson => encode_json(req),
         }
     }

@@ -13,6 +13,7 @@
 
 pub mod config;
 pub mod encode;
+pub mod grpc;
 pub mod ids;
 pub mod logs;
 pub mod metrics;
@@ -46,6 +47,8 @@ struct Target {
     headers: HeaderMap,
     client: usize,
     what: String,
+    /// The gRPC connection, when the signal's protocol is `grpc`.
+    grpc: Option<grpc::GrpcClient>,
 }
 
 /// The `otlp` sink.
@@ -106,6 +109,13 @@ impl OtlpSink {
                     clients.len() - 1
                 }
             };
+            let grpc =
+                match c.protocol {
+                    Protocol::Grpc => Some(grpc::GrpcClient::new(&endpoint).map_err(|e| {
+                        format!("the OTLP {} endpoint {:?} {e}", signal.as_str(), redact_url(&c.endpoint))
+                    })?),
+                    _ => None,
+                };
             targets.push(Target {
                 signal,
                 protocol: c.protocol,
@@ -115,6 +125,7 @@ impl OtlpSink {
                 endpoint,
                 headers: transport::header_map(&c.headers),
                 client,
+                grpc,
             });
         }
         Ok(OtlpSink {
@@ -225,6 +236,46 @@ impl OtlpSink {
         }
     }
 
+    /// Records one signal's outcome in the picked entries: accepted (and the metrics
+    /// state kept), rejected for good (told once, counted), or to retry (the first
+    /// retry reason is the attempt's).
+    fn settle(
+        &mut self,
+        outcome: Attempt,
+        signal: Signal,
+        pick: &[usize],
+        batch: &mut [Entry],
+        metrics_after: Option<MetricsState>,
+        retry: &mut Option<Attempt>,
+    ) {
+        let b = bit(signal);
+        match outcome {
+            Attempt::Ok => {
+                pick.iter().for_each(|&i| batch[i].progress |= b);
+                if let Some(next) = metrics_after {
+                    *self.metrics = next;
+                }
+            }
+            Attempt::Permanent(reason) => {
+                crate::diag::once(
+                    crate::diag::LogLevel::Warn,
+                    &format!("otlp:{}", signal.as_str()),
+                    format_args!(
+                        "otlp sink: {reason}; the {} are dropped and counted (permanent_error), not retried",
+                        signal.as_str()
+                    ),
+                );
+                for &i in pick {
+                    batch[i].progress |= b;
+                    batch[i].rejected = true;
+                }
+            }
+            r @ Attempt::Retry { .. } => {
+                retry.get_or_insert(r);
+            }
+        }
+    }
+
     /// Tandem's own request (if any) with the received resources appended, in the
     /// sink's protocol; `None` when both are empty.
     fn merged<'a, M, R>(
@@ -287,6 +338,15 @@ impl Deliver for OtlpSink {
             } else {
                 Bytes::from(raw)
             };
+            let target = &mut self.targets[t];
+            if let Some(client) = target.grpc.as_mut() {
+                let outcome = tokio::time::timeout(timeout, client.export(signal, &target.headers, &body, gzip)).await;
+                let outcome = outcome.unwrap_or_else(|_| {
+                    Attempt::retry(format!("gRPC {}: no answer within {} ms", signal.as_str(), timeout.as_millis()))
+                });
+                self.settle(outcome, signal, &pick, batch, metrics_after, &mut retry);
+                continue;
+            }
             let target = &self.targets[t];
             let outcome = match transport::post(&target.endpoint, protocol.content_type(), gzip, &target.headers, body)
             {
@@ -297,31 +357,7 @@ impl Deliver for OtlpSink {
                     Err(_) => Attempt::retry(format!("{}: no answer within {} ms", target.what, timeout.as_millis())),
                 },
             };
-            match outcome {
-                Attempt::Ok => {
-                    pick.iter().for_each(|&i| batch[i].progress |= b);
-                    if let Some(next) = metrics_after {
-                        *self.metrics = next;
-                    }
-                }
-                Attempt::Permanent(reason) => {
-                    crate::diag::once(
-                        crate::diag::LogLevel::Warn,
-                        &format!("otlp:{}", signal.as_str()),
-                        format_args!(
-                            "otlp sink: {reason}; the {} are dropped and counted (permanent_error), not retried",
-                            signal.as_str()
-                        ),
-                    );
-                    for &i in &pick {
-                        batch[i].progress |= b;
-                        batch[i].rejected = true;
-                    }
-                }
-                r @ Attempt::Retry { .. } => {
-                    retry.get_or_insert(r);
-                }
-            }
+            self.settle(outcome, signal, &pick, batch, metrics_after, &mut retry);
         }
         retry.unwrap_or(Attempt::Ok)
     }

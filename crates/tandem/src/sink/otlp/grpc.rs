@@ -1,0 +1,162 @@
+//! sink::otlp::grpc: the `grpc` protocol of the `otlp` sink (`OTEL_EXPORTER_OTLP_PROTOCOL=
+//! grpc`): one unary `Export` call per signal over hyper's HTTP/2 client, the framing of
+//! `encode::grpc` (shared with the receiver), `grpc-encoding: gzip` when compression is
+//! on, one kept-alive connection per target.
+//!
+//! Cleartext HTTP/2 (`http://` endpoints, prior knowledge) only: an `https://` endpoint
+//! is refused when the sink is built, with one line saying so (TLS with ALPN `h2` is not
+//! in this build). The endpoint's origin is used; the method path is the signal's.
+//!
+//! hyper's `http2` feature rather than `tonic`: the framing is a few lines, and tonic
+//! would add its codegen runtime, tower and a second HTTP stack to the binary. The size
+//! each adds is in the README's measurements.
+//!
+//! Outcome: `grpc-status` 0 is ok; the codes OTLP retries (`UNAVAILABLE`,
+//! `RESOURCE_EXHAUSTED`, …) and transport failures are retried; the rest is permanent.
+//! An HTTP status other than 200 is judged like the OTLP/HTTP answers.
+
+use super::encode::Signal;
+use crate::encode::grpc;
+use crate::sink::transport::url::Endpoint;
+use crate::sink::{classify, Attempt, Class};
+use bytes::Bytes;
+use http::{header, HeaderMap, HeaderValue, Method, Request};
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::client::conn::http2::{self, SendRequest};
+use hyper_util::rt::{TokioExecutor, TokioIo};
+
+/// The most of an answer's body read (the response message is small).
+const ANSWER_LIMIT: usize = 64 * 1024;
+
+/// One target's gRPC connection.
+pub struct GrpcClient {
+    host: String,
+    port: u16,
+    authority: String,
+    sender: Option<SendRequest<Full<Bytes>>>,
+}
+
+impl GrpcClient {
+    /// A client for `endpoint`'s origin; an `https://` endpoint is refused.
+    pub fn new(endpoint: &Endpoint) -> Result<GrpcClient, String> {
+        if endpoint.https {
+            return Err("uses grpc over https, which this build does not support (use http/protobuf, or \
+                        an http:// endpoint)"
+                .into());
+        }
+        Ok(GrpcClient {
+            host: endpoint.host.clone(),
+            port: endpoint.port,
+            authority: endpoint.authority.clone(),
+            sender: None,
+        })
+    }
+
+    async fn connect(&self) -> Result<SendRequest<Full<Bytes>>, String> {
+        let tcp = tokio::net::TcpStream::connect((self.host.as_str(), self.port))
+            .await
+            .map_err(|e| format!("cannot connect to {}: {e}", self.authority))?;
+        let _ = tcp.set_nodelay(true);
+        let (sender, conn) = http2::handshake(TokioExecutor::new(), TokioIo::new(tcp))
+            .await
+            .map_err(|e| format!("HTTP/2 handshake with {} failed: {e}", self.authority))?;
+        tokio::spawn(conn);
+        Ok(sender)
+    }
+
+    /// One `Export` call of `signal` carrying `message` (already gzipped when
+    /// `compressed`).
+    pub async fn export(&mut self, signal: Signal, headers: &HeaderMap, message: &[u8], compressed: bool) -> Attempt {
+        let uri = format!("http://{}{}", self.authority, grpc::method_path(signal));
+        let mut req = Request::new(Full::new(Bytes::from(grpc::frame(message, compressed))));
+        *req.method_mut() = Method::POST;
+        *req.uri_mut() = match uri.parse() {
+            Ok(u) => u,
+            Err(e) => return Attempt::Permanent(format!("gRPC URI {uri}: {e}")),
+        };
+        let h = req.headers_mut();
+        h.extend(headers.clone());
+        h.insert(header::CONTENT_TYPE, HeaderValue::from_static(grpc::CONTENT_TYPE));
+        h.insert(header::TE, HeaderValue::from_static("trailers"));
+        if compressed {
+            h.insert("grpc-encoding", HeaderValue::from_static("gzip"));
+        }
+        let mut sender = match self.sender.take() {
+            Some(s) if !s.is_closed() => s,
+            _ => match self.connect().await {
+                Ok(s) => s,
+                Err(e) => return Attempt::retry(e),
+            },
+        };
+        if let Err(e) = sender.ready().await {
+            return Attempt::retry(format!("gRPC connection to {} lost: {e}", self.authority));
+        }
+        let answer = match sender.send_request(req).await {
+            Ok(a) => a,
+            Err(e) => return Attempt::retry(format!("gRPC call to {} failed: {e}", self.authority)),
+        };
+        self.sender = Some(sender);
+        let what = format!("gRPC {}", grpc::method_path(signal));
+        match classify(answer.status()) {
+            Class::Ok => {}
+            Class::Retry => return Attempt::retry(format!("{what} answered HTTP {}", answer.status())),
+            Class::Permanent => return Attempt::Permanent(format!("{what} answered HTTP {}", answer.status())),
+        }
+        if let Some(outcome) = judge(&what, answer.headers()) {
+            return outcome; // trailers-only
+        }
+        match Limited::new(answer.into_body(), ANSWER_LIMIT).collect().await {
+            Ok(body) => match body.trailers().and_then(|t| judge(&what, t)) {
+                Some(outcome) => outcome,
+                None => Attempt::retry(format!("{what}: the answer ended without grpc-status")),
+            },
+            Err(e) => Attempt::retry(format!("{what}: the answer was cut: {e}")),
+        }
+    }
+}
+
+/// The outcome `grpc-status` (and `grpc-message`) in `headers` say, if there.
+pub fn judge(what: &str, headers: &HeaderMap) -> Option<Attempt> {
+    let code: i32 = headers.get("grpc-status")?.to_str().ok()?.trim().parse().ok()?;
+    if code == grpc::code::OK {
+        return Some(Attempt::Ok);
+    }
+    let message = headers.get("grpc-message").and_then(|v| v.to_str().ok()).map(grpc::percent_decode);
+    let reason = match message {
+        Some(m) if !m.is_empty() => format!("{what} answered grpc-status {code}: {m}"),
+        _ => format!("{what} answered grpc-status {code}"),
+    };
+    Some(if grpc::retryable(code) { Attempt::retry(reason) } else { Attempt::Permanent(reason) })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.insert(*k, HeaderValue::from_str(v).unwrap());
+        }
+        h
+    }
+
+    #[test]
+    fn statuses_are_judged_like_otlp_says() {
+        assert_eq!(judge("x", &headers(&[("grpc-status", "0")])), Some(Attempt::Ok));
+        assert_eq!(judge("x", &HeaderMap::new()), None);
+        match judge("x", &headers(&[("grpc-status", "14"), ("grpc-message", "queue%20full")])) {
+            Some(Attempt::Retry { reason, .. }) => assert_eq!(reason, "x answered grpc-status 14: queue full"),
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(judge("x", &headers(&[("grpc-status", "3")])), Some(Attempt::Permanent(_))));
+        assert!(matches!(judge("x", &headers(&[("grpc-status", "8")])), Some(Attempt::Retry { .. })));
+    }
+
+    #[test]
+    fn https_endpoints_are_refused() {
+        let e = Endpoint::parse("https://collector:4317").unwrap();
+        assert!(GrpcClient::new(&e).err().is_some_and(|m| m.contains("https")));
+        assert!(GrpcClient::new(&Endpoint::parse("http://127.0.0.1:4317").unwrap()).is_ok());
+    }
+}
