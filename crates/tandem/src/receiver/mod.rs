@@ -20,6 +20,7 @@
 
 pub mod annotate;
 pub mod decode;
+#[cfg(feature = "grpc")]
 pub mod grpc;
 pub mod http;
 
@@ -144,9 +145,14 @@ pub fn start(
         }
     }
     if let Some(port) = cfg.grpc {
+        #[cfg(feature = "grpc")]
         if let Some(listener) = bind(port, "OTLP/gRPC") {
             tokio::spawn(grpc::serve(listener, Arc::clone(&receiver)));
         }
+        #[cfg(not(feature = "grpc"))]
+        crate::diag::error(format_args!(
+            "otlp receiver: OTLP/gRPC on port {port} not started: this build leaves gRPC out (feature `grpc`)"
+        ));
     }
     Some(receiver)
 }
@@ -195,5 +201,5 @@ fn bind(port: u16, what: &str) -> Option<tokio::net::TcpListener> {
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, feature = "grpc"))]
 mod tests;

@@ -18,27 +18,38 @@
 use super::encode::Signal;
 use crate::encode::grpc;
 use crate::sink::transport::url::Endpoint;
-use crate::sink::{classify, Attempt, Class};
-use bytes::Bytes;
-use http::{header, HeaderMap, HeaderValue, Method, Request};
-use http_body_util::{BodyExt, Full, Limited};
-use hyper::client::conn::http2::{self, SendRequest};
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use crate::sink::Attempt;
+use http::HeaderMap;
+#[cfg(feature = "grpc")]
+use {
+    crate::sink::{classify, Class},
+    bytes::Bytes,
+    http::{header, HeaderValue, Method, Request},
+    http_body_util::{BodyExt, Full, Limited},
+    hyper::client::conn::http2::{self, SendRequest},
+    hyper_util::rt::{TokioExecutor, TokioIo},
+};
 
 /// The most of an answer's body read (the response message is small).
+#[cfg(feature = "grpc")]
 const ANSWER_LIMIT: usize = 64 * 1024;
 
 /// One target's gRPC connection.
+#[cfg_attr(not(feature = "grpc"), allow(dead_code))]
 pub struct GrpcClient {
     host: String,
     port: u16,
     authority: String,
+    #[cfg(feature = "grpc")]
     sender: Option<SendRequest<Full<Bytes>>>,
 }
 
 impl GrpcClient {
     /// A client for `endpoint`'s origin; an `https://` endpoint is refused.
     pub fn new(endpoint: &Endpoint) -> Result<GrpcClient, String> {
+        if !cfg!(feature = "grpc") {
+            return Err("uses grpc, which this build of tandem leaves out (feature `grpc`; use http/protobuf)".into());
+        }
         if endpoint.https {
             return Err("uses grpc over https, which this build does not support (use http/protobuf, or \
                         an http:// endpoint)"
@@ -48,10 +59,12 @@ impl GrpcClient {
             host: endpoint.host.clone(),
             port: endpoint.port,
             authority: endpoint.authority.clone(),
+            #[cfg(feature = "grpc")]
             sender: None,
         })
     }
 
+    #[cfg(feature = "grpc")]
     async fn connect(&self) -> Result<SendRequest<Full<Bytes>>, String> {
         let tcp = tokio::net::TcpStream::connect((self.host.as_str(), self.port))
             .await
@@ -64,8 +77,15 @@ impl GrpcClient {
         Ok(sender)
     }
 
+    /// Without the `grpc` feature no client is built ([`GrpcClient::new`] refuses).
+    #[cfg(not(feature = "grpc"))]
+    pub async fn export(&mut self, _: Signal, _: &HeaderMap, _: &[u8], _: bool) -> Attempt {
+        Attempt::Permanent(format!("gRPC to {}: not in this build (feature `grpc`)", self.authority))
+    }
+
     /// One `Export` call of `signal` carrying `message` (already gzipped when
     /// `compressed`).
+    #[cfg(feature = "grpc")]
     pub async fn export(&mut self, signal: Signal, headers: &HeaderMap, message: &[u8], compressed: bool) -> Attempt {
         let uri = format!("http://{}{}", self.authority, grpc::method_path(signal));
         let mut req = Request::new(Full::new(Bytes::from(grpc::frame(message, compressed))));
@@ -154,6 +174,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg(feature = "grpc")]
     fn https_endpoints_are_refused() {
         let e = Endpoint::parse("https://collector:4317").unwrap();
         assert!(GrpcClient::new(&e).err().is_some_and(|m| m.contains("https")));
