@@ -1,8 +1,10 @@
-//! cli: the `tandem-emulator` command: `serve` (a long-running environment behind the
-//! Invoke API) and `invoke` (init, N invocations of one event, shutdown; for scripts).
+//! cli: the `tandem-emulator` command: `serve` (environments behind the Invoke API, as
+//! many as `--concurrency`, see `pool`) and `invoke` (init, N invocations of one event,
+//! shutdown; for scripts).
 
 use crate::config::{extensions_in, Config};
 use crate::environment::Environment;
+use crate::pool::{OnEvent, Pool, PoolConfig, PoolEvent};
 use crate::telemetry::ConsoleOutput;
 use clap::{Args, Parser, Subcommand};
 use std::io::{Read, Write};
@@ -95,6 +97,13 @@ pub struct ServeArgs {
     /// Where the Invoke API listens.
     #[arg(long, default_value = "127.0.0.1:9000")]
     pub listen: SocketAddr,
+    /// The most environments at once: when all are busy a new one starts (a cold start,
+    /// with its own processes and /tmp), up to N; then requests queue (429 when full).
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub concurrency: u32,
+    /// Shut an environment down (SHUTDOWN spindown) once idle for S seconds (default: never).
+    #[arg(long, value_name = "S")]
+    pub idle_timeout: Option<f64>,
 }
 
 #[derive(Args, Debug)]
@@ -182,7 +191,7 @@ pub async fn main() -> ExitCode {
 fn describe(env: &Environment) -> String {
     let sandbox = env.config().sandbox().map(|s| format!(", in {}", s.describe())).unwrap_or_default();
     format!(
-        "tandem-emulator: Runtime API on {}, memory {} MB measured by {}, freeze by {}{sandbox}",
+        "Runtime API on {}, memory {} MB measured by {}, freeze by {}{sandbox}",
         env.runtime_api(),
         env.config().memory_mb,
         env.memory_method(),
@@ -198,7 +207,7 @@ fn describe(env: &Environment) -> String {
 
 /// In `serve` the console is stdout: a failed init's cause (the emulator's own notes,
 /// such as a runtime that cannot be started) goes to stderr as well.
-async fn init_failure_to_stderr(env: &Environment) {
+async fn init_failure_to_stderr(env: &Environment, who: &str) {
     let Some((status, error_type)) = env.init_outcome() else {
         return;
     };
@@ -206,7 +215,7 @@ async fn init_failure_to_stderr(env: &Environment) {
         return;
     }
     env.flush_console().await;
-    eprintln!("tandem-emulator: the init failed: {}", error_type.as_deref().unwrap_or("unknown error"));
+    eprintln!("tandem-emulator: {who}the init failed: {}", error_type.as_deref().unwrap_or("unknown error"));
     for note in env.console_lines().iter().filter(|l| l.starts_with("tandem-emulator: ")) {
         eprintln!("{note}");
     }
@@ -245,7 +254,7 @@ async fn invoke(args: InvokeArgs) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    eprintln!("{}", describe(&env));
+    eprintln!("tandem-emulator: {}", describe(&env));
     let mut failed = false;
     let event = bytes::Bytes::from(event);
     for _ in 0..args.count {
@@ -272,8 +281,24 @@ async fn invoke(args: InvokeArgs) -> ExitCode {
 }
 
 async fn serve(args: ServeArgs) -> ExitCode {
-    let cfg = match args.env.to_config(ConsoleOutput::Stdout) {
+    let mut cfg = match args.env.to_config(ConsoleOutput::Stdout) {
         Ok(c) => c,
+        Err(e) => {
+            eprintln!("tandem-emulator: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let concurrency = args.concurrency as usize;
+    if concurrency > 1 {
+        if cfg.runtime_api.port() != 0 {
+            eprintln!("tandem-emulator: --runtime-api needs port 0 with --concurrency above 1 (one Runtime API per environment)");
+            return ExitCode::from(2);
+        }
+        // Each environment has its own /tmp, as in Lambda.
+        cfg.ephemeral_storage_mb = cfg.ephemeral_storage_mb.or(Some(512));
+    }
+    let idle_timeout = match args.idle_timeout.map(|s| secs(s, "--idle-timeout")).transpose() {
+        Ok(t) => t,
         Err(e) => {
             eprintln!("tandem-emulator: {e}");
             return ExitCode::from(2);
@@ -286,20 +311,25 @@ async fn serve(args: ServeArgs) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let env = match Environment::start(cfg).await {
-        Ok(e) => Arc::new(e),
-        Err(e) => {
-            eprintln!("tandem-emulator: {e}");
-            return ExitCode::from(2);
+    let on_event: OnEvent = Arc::new(|event: PoolEvent<'_>| match event {
+        PoolEvent::Started { id, env } => {
+            eprintln!("tandem-emulator: {id} started (cold start): {}", describe(env));
+            let (id, env) = (id.to_owned(), env.clone());
+            tokio::spawn(async move { init_failure_to_stderr(&env, &format!("{id}: ")).await });
         }
-    };
-    eprintln!("{}", describe(&env));
-    init_failure_to_stderr(&env).await;
+        PoolEvent::IdleShutdown { id } => eprintln!("tandem-emulator: {id} idle: shutting it down (spindown)"),
+    });
+    let pool = Arc::new(Pool::new(cfg, PoolConfig { concurrency, idle_timeout }, Some(on_event)));
+    if let Err(e) = pool.prewarm().await {
+        eprintln!("tandem-emulator: {e}");
+        return ExitCode::from(2);
+    }
     let addr = listener.local_addr().unwrap_or(args.listen);
     eprintln!(
-        "tandem-emulator: invoke with: curl -XPOST http://{addr}/2015-03-31/functions/function/invocations -d '{{}}'"
+        "tandem-emulator: up to {concurrency} environment(s){}; invoke with: curl -XPOST http://{addr}/2015-03-31/functions/function/invocations -d '{{}}'",
+        idle_timeout.map(|t| format!(", each shut down after {} s idle", t.as_secs_f64())).unwrap_or_default()
     );
-    let server = tokio::spawn(crate::invoke_api::serve(listener, env.clone()));
+    let server = tokio::spawn(crate::invoke_api::serve_pool(listener, pool.clone()));
     let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
         Ok(s) => s,
         Err(e) => {
@@ -313,6 +343,6 @@ async fn serve(args: ServeArgs) -> ExitCode {
     }
     eprintln!("tandem-emulator: shutting down");
     server.abort();
-    env.shutdown().await;
+    pool.shutdown().await;
     ExitCode::SUCCESS
 }

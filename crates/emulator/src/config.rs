@@ -79,6 +79,8 @@ pub struct Config {
     pub queue_limit: usize,
     /// Where the console lines (function and extension output, START/END/REPORT) go.
     pub console: ConsoleOutput,
+    /// Written before every console line (an environment's id when several run at once).
+    pub console_prefix: String,
     /// Where the Runtime API listens (port 0: any free port).
     pub runtime_api: SocketAddr,
     /// Platform-side telemetry buffer per subscriber.
@@ -116,6 +118,7 @@ impl Config {
             freeze: true,
             queue_limit: 100,
             console: ConsoleOutput::None,
+            console_prefix: String::new(),
             runtime_api: SocketAddr::from(([127, 0, 0, 1], 0)),
             telemetry_buffer_items: 50_000,
             telemetry_buffer_bytes: 8 * 1024 * 1024,

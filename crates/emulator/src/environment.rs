@@ -88,6 +88,7 @@ impl Environment {
         let hub = Hub::start(
             HubConfig {
                 console: cfg.console,
+                console_prefix: cfg.console_prefix.clone(),
                 json_logs: cfg.env_value("AWS_LAMBDA_LOG_FORMAT").is_some_and(|v| v.eq_ignore_ascii_case("json")),
                 timeout: cfg.timeout,
                 cap_items: cfg.telemetry_buffer_items,
@@ -231,6 +232,28 @@ impl Environment {
                     }
                 }
                 None => notified.await,
+            }
+        }
+    }
+
+    /// Waits until the invocation `request_id` has ended (its report: every extension is
+    /// done with it), up to `timeout`; false at the timeout. Scans back only to the
+    /// invocation's start, so a long-running environment pays for its recent past only.
+    pub async fn wait_invoke_end(&self, request_id: &str, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let notified = self.observations.notify.notified();
+            let ended = self.observations.log.lock().is_ok_and(|log| {
+                log.iter()
+                    .rev()
+                    .take_while(|o| !matches!(&o.what, Observation::InvokeStart { request_id: r } if r == request_id))
+                    .any(|o| matches!(&o.what, Observation::InvokeEnd { request_id: r, .. } if r == request_id))
+            });
+            if ended {
+                return true;
+            }
+            if tokio::time::timeout_at(deadline.into(), notified).await.is_err() {
+                return false;
             }
         }
     }

@@ -1,11 +1,15 @@
 //! invoke_api: the emulator's front door, Lambda's Invoke API (2015-03-31) on
 //! `--listen`: `POST /2015-03-31/functions/{name}/invocations` (RIE's path with the
 //! name `function` too), synchronous (`RequestResponse`), asynchronous (`Event`) and
-//! `DryRun` invocations, client context, trace header, and the log tail.
+//! `DryRun` invocations, client context, trace header, and the log tail. Behind it, one
+//! environment (the library's [`serve`]) or a [`Pool`] of them (`serve --concurrency`).
 
 use crate::api::{accept_within, http1_server};
-use crate::environment::Environment;
+use crate::config::Config;
+use crate::driver::InvokeOutcome;
+use crate::environment::{Environment, Error};
 use crate::lifecycle::{InvokeRequest, Rejection};
+use crate::pool::Pool;
 use base64::Engine;
 use bytes::Bytes;
 use http::{Method, Request, Response, StatusCode};
@@ -25,15 +29,68 @@ use tokio::sync::Semaphore;
 /// would be refused anyway, and idle ones must not use up the descriptors).
 const MAX_CONNECTIONS: usize = 512;
 
-/// Serves invocations until the task is dropped. A caller must send its headers within
-/// the Runtime API's header timeout, and connections beyond a limit are refused.
+/// What the invocations go to.
+#[derive(Clone)]
+enum Backend {
+    /// One environment; its own queue holds the invocations waiting for it.
+    One(Arc<Environment>),
+    /// Environments started on demand (see [`Pool`]).
+    Pool(Arc<Pool>),
+}
+
+impl Backend {
+    fn config(&self) -> &Config {
+        match self {
+            Backend::One(env) => env.config(),
+            Backend::Pool(pool) => pool.config(),
+        }
+    }
+
+    async fn invoke(&self, request: InvokeRequest) -> Result<InvokeOutcome, Error> {
+        match self {
+            Backend::One(env) => env.invoke_with(request).await,
+            Backend::Pool(pool) => pool.invoke_with(request).await,
+        }
+    }
+
+    /// An asynchronous (`Event`) invocation: its result goes nowhere, as without a destination.
+    fn invoke_detached(&self, request: InvokeRequest) {
+        match self {
+            Backend::One(env) => {
+                let rx = env.invoke_detached(request);
+                tokio::spawn(async move {
+                    let _ = rx.await;
+                });
+            }
+            Backend::Pool(pool) => {
+                let pool = pool.clone();
+                tokio::spawn(async move {
+                    let _ = pool.invoke_with(request).await;
+                });
+            }
+        }
+    }
+}
+
+/// Serves invocations to one environment until the task is dropped. A caller must send
+/// its headers within the Runtime API's header timeout, and connections beyond a limit
+/// are refused.
 pub async fn serve(listener: TcpListener, env: Arc<Environment>) {
+    serve_backend(listener, Backend::One(env)).await
+}
+
+/// Like [`serve`], with a pool of environments behind the Invoke API.
+pub async fn serve_pool(listener: TcpListener, pool: Arc<Pool>) {
+    serve_backend(listener, Backend::Pool(pool)).await
+}
+
+async fn serve_backend(listener: TcpListener, backend: Backend) {
     let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
     loop {
         let (stream, slot) = accept_within(&listener, &slots).await;
-        let env = env.clone();
+        let backend = backend.clone();
         tokio::spawn(async move {
-            let service = service_fn(move |req| handle(req, env.clone()));
+            let service = service_fn(move |req| handle(req, backend.clone()));
             let _ = http1_server().serve_connection(TokioIo::new(stream), service).await;
             drop(slot);
         });
@@ -50,8 +107,8 @@ fn error(status: StatusCode, kind: &str, message: &str) -> Response<Full<Bytes>>
         .unwrap_or_else(|_| Response::new(Full::new(Bytes::new())))
 }
 
-async fn handle(req: Request<Incoming>, env: Arc<Environment>) -> Result<Response<Full<Bytes>>, Infallible> {
-    let cfg = env.config();
+async fn handle(req: Request<Incoming>, backend: Backend) -> Result<Response<Full<Bytes>>, Infallible> {
+    let cfg = backend.config();
     let Some(name) = paths::parse_invoke_path(req.uri().path()) else {
         return Ok(error(
             StatusCode::NOT_FOUND,
@@ -108,11 +165,7 @@ async fn handle(req: Request<Incoming>, env: Arc<Environment>) -> Result<Respons
                 .unwrap_or_else(|_| Response::new(Full::new(Bytes::new()))))
         }
         Some(headers::INVOCATION_TYPE_EVENT) => {
-            let rx = env.invoke_detached(InvokeRequest { want_tail: false, ..request });
-            // The result of an asynchronous invocation goes nowhere, as without a destination.
-            tokio::spawn(async move {
-                let _ = rx.await;
-            });
+            backend.invoke_detached(InvokeRequest { want_tail: false, ..request });
             return Ok(Response::builder()
                 .status(202)
                 .body(Full::new(Bytes::new()))
@@ -120,9 +173,9 @@ async fn handle(req: Request<Incoming>, env: Arc<Environment>) -> Result<Respons
         }
         _ => {}
     }
-    let outcome = match env.invoke_with(request).await {
+    let outcome = match backend.invoke(request).await {
         Ok(o) => o,
-        Err(crate::Error::Rejected(Rejection::TooManyRequests)) => {
+        Err(Error::Rejected(Rejection::TooManyRequests)) => {
             return Ok(error(StatusCode::TOO_MANY_REQUESTS, et::TOO_MANY_REQUESTS, "Rate Exceeded."))
         }
         Err(e) => return Ok(error(StatusCode::SERVICE_UNAVAILABLE, et::SERVICE_EXCEPTION, &e.to_string())),

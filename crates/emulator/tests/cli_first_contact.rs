@@ -121,7 +121,7 @@ async fn serve_says_on_stderr_why_the_runtime_cannot_start() {
     let line = found.unwrap_or_else(|| panic!("serve exited without the cause; stderr:\n{}", seen.join("\n")));
     assert!(line.contains(&*missing.to_string_lossy()) && line.contains("No such file or directory"), "{line}");
     assert!(
-        seen.iter().any(|l| l == "tandem-emulator: the init failed: Runtime.InvalidEntrypoint"),
+        seen.iter().any(|l| l == "tandem-emulator: env-1: the init failed: Runtime.InvalidEntrypoint"),
         "the failed init is named first: {seen:?}"
     );
 }

@@ -61,6 +61,10 @@ const STEPS: &[&str] = &["unshare", "setgroups", "uid_map", "gid_map", "make / p
 impl Namespace {
     /// Creates the namespace with `mounts` made in it.
     pub fn create(mounts: &[Mount]) -> io::Result<Namespace> {
+        // One at a time: a child forked by a concurrent create would inherit this one's
+        // `hold_w` (and this child that one's), and each would wait for the other's exit.
+        static CREATE: std::sync::Mutex<()> = std::sync::Mutex::new(());
+        let _one = CREATE.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         // SAFETY: geteuid/getegid have no preconditions.
         let (uid, gid) = unsafe { (libc::geteuid(), libc::getegid()) };
         let userns = uid != 0;

@@ -90,6 +90,8 @@ pub enum Msg {
 #[derive(Debug, Clone)]
 pub struct HubConfig {
     pub console: ConsoleOutput,
+    /// Written before each console line (not kept in [`Hub::console_lines`]).
+    pub console_prefix: String,
     /// The function logs in JSON (`AWS_LAMBDA_LOG_FORMAT=JSON`).
     pub json_logs: bool,
     pub timeout: Duration,
@@ -273,7 +275,7 @@ impl HubTask {
                 }
                 Msg::ConsoleLine(line) => self.print(&mut out, &line),
                 Msg::Note(line) => {
-                    let _ = writeln!(out, "{line}");
+                    let _ = writeln!(out, "{}{line}", self.cfg.console_prefix);
                     if let Ok(mut c) = self.console.lock() {
                         c.push_back(line);
                     }
@@ -301,7 +303,7 @@ impl HubTask {
     }
 
     fn print(&mut self, out: &mut Box<dyn Write + Send>, line: &str) {
-        let _ = writeln!(out, "{line}");
+        let _ = writeln!(out, "{}{line}", self.cfg.console_prefix);
         self.tail.push(line);
         if let Ok(mut c) = self.console.lock() {
             c.push_back(line.to_owned());
