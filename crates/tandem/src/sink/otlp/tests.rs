@@ -583,3 +583,77 @@ fn the_environment_identity_completes_the_resource() {
     r.identify(&Identity { instance_id: None, extension_id: Some(ext), account_id: None });
     assert_eq!((r.get_str("cloud.account.id"), r.get_str("cloud.resource_id")), (None, None));
 }
+
+/// What the receiver took in: spans and log records under the function's resource.
+fn received() -> crate::model::Received {
+    use opentelemetry_proto::tonic::logs::v1::{LogRecord as OtlpLog, ResourceLogs, ScopeLogs};
+    use opentelemetry_proto::tonic::resource::v1::Resource as OtlpResource;
+    use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
+    let resource = Some(OtlpResource {
+        attributes: vec![encode::kv("service.name", encode::string("their-fn"))],
+        ..OtlpResource::default()
+    });
+    crate::model::Received {
+        time_ms: 5,
+        request_id: Some(RID.into()),
+        resource_spans: vec![ResourceSpans {
+            resource: resource.clone(),
+            scope_spans: vec![ScopeSpans {
+                spans: vec![Span {
+                    trace_id: vec![1; 16],
+                    span_id: vec![2; 8],
+                    name: "theirs".into(),
+                    ..Span::default()
+                }],
+                ..ScopeSpans::default()
+            }],
+            schema_url: "https://opentelemetry.io/schemas/1.21.0".into(),
+        }],
+        resource_logs: vec![ResourceLogs {
+            resource,
+            scope_logs: vec![ScopeLogs {
+                log_records: vec![OtlpLog { severity_text: "WARN".into(), ..OtlpLog::default() }],
+                ..ScopeLogs::default()
+            }],
+            schema_url: String::new(),
+        }],
+        ..crate::model::Received::default()
+    }
+}
+
+#[test]
+fn received_data_shares_the_requests_of_its_signal_unchanged() {
+    let theirs = Item::from(received());
+    assert!(
+        produces(&theirs, Signal::Logs) && produces(&theirs, Signal::Traces) && !produces(&theirs, Signal::Metrics)
+    );
+    for protocol in ["http/protobuf", "http/json"] {
+        let cfg = crate::config::Config::load_with(
+            |k| (k == "OTEL_EXPORTER_OTLP_PROTOCOL").then(|| protocol.to_owned()),
+            |_| Err(std::io::Error::from(std::io::ErrorKind::NotFound)),
+        )
+        .0;
+        let sink = OtlpSink::new(&cfg.otlp, cfg.resource.clone(), Arc::default()).unwrap();
+        let batch: Vec<Entry> = [Item::Log(log(Level::Info, Some(RID), None)), theirs.clone()]
+            .into_iter()
+            .map(|i| Entry::new(Arc::new(i), 1))
+            .collect();
+        let decode_logs = |b: &[u8]| match protocol {
+            "http/json" => serde_json::from_slice::<ExportLogsServiceRequest>(b).unwrap(),
+            _ => ExportLogsServiceRequest::decode(b).unwrap(),
+        };
+        let (body, _) = sink.body(Signal::Logs, &batch, &[0, 1]).unwrap();
+        let req = decode_logs(&body);
+        assert_eq!(req.resource_logs.len(), 2, "{protocol}: tandem's resource, then theirs");
+        assert_eq!(req.resource_logs[0].scope_logs[0].scope.as_ref().map(|s| s.name.as_str()), Some(SCOPE_NAME));
+        assert_eq!(req.resource_logs[1], received().resource_logs[0], "{protocol}: theirs unchanged");
+        // Received data alone still makes a request, and nothing of tandem's is invented.
+        let (body, _) = sink.body(Signal::Traces, &batch, &[1]).unwrap();
+        let req = match protocol {
+            "http/json" => serde_json::from_slice::<ExportTraceServiceRequest>(&body).unwrap(),
+            _ => ExportTraceServiceRequest::decode(&body[..]).unwrap(),
+        };
+        assert_eq!(req.resource_spans, received().resource_spans, "{protocol}");
+        assert!(sink.body(Signal::Metrics, &batch, &[1]).is_none(), "no metrics: no request");
+    }
+}
