@@ -201,7 +201,7 @@ pub const SETTINGS: &[(&str, &str)] = &[
     ("TANDEM_PRICE_REQUEST", "USD per request (default 0.0000002)"),
     ("TANDEM_ARCH", "x86_64 or arm64 (default: this binary's)"),
     ("TANDEM_LOG_LEVEL", "the extension's own diagnostics: off, error, warn, info, debug, trace (default info)"),
-    ("OTEL_EXPORTER_OTLP_ENDPOINT", "OTLP base URL, /v1/<signal> appended to its path (default http://127.0.0.1:4318)"),
+    ("OTEL_EXPORTER_OTLP_ENDPOINT", "OTLP base URL, /v1/<signal> appended to its path (default http://127.0.0.1:4318; :4317 with grpc)"),
     ("OTEL_EXPORTER_OTLP_HEADERS", "OTLP headers, k=v,k2=v2"),
     ("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf (default), http/json or grpc"),
     ("OTEL_EXPORTER_OTLP_COMPRESSION", "gzip or none (default none)"),

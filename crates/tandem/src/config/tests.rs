@@ -148,7 +148,7 @@ fn bad_values_are_one_line_each_and_fall_back() {
         ("TANDEM_RETRY_MAX_MS", "10"),
         ("TANDEM_EMF_NAMESPACE", "AWS/Lambda"),
         ("TANDEM_LOG_TYPES", "platform,logs"),
-        ("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc"),
+        ("OTEL_EXPORTER_OTLP_PROTOCOL", "spdy"),
         ("OTEL_EXPORTER_OTLP_ENDPOINT", "collector:4317"),
         ("OTEL_EXPORTER_OTLP_COMPRESSION", "zstd"),
     ]);
@@ -166,9 +166,8 @@ fn bad_values_are_one_line_each_and_fall_back() {
         "TANDEM_EMF_NAMESPACE: \"AWS/Lambda\" must not start with AWS/ (reserved for AWS); using \"Tandem\"".into(),
         "TANDEM_FILE_PATH: \"relative/path\" is not an absolute path; using /tmp/tandem/records.ndjson".into(),
         "TANDEM_HTTP_GZIP: \"maybe\" is not a boolean (true/false); using false".into(),
+        "OTEL_EXPORTER_OTLP_PROTOCOL: \"spdy\" is not http/protobuf, http/json or grpc; using http/protobuf".into(),
         "OTEL_EXPORTER_OTLP_ENDPOINT: \"collector:4317\" is not an http:// or https:// URL; using http://127.0.0.1:4318".into(),
-        "OTEL_EXPORTER_OTLP_PROTOCOL: grpc is not supported by this build's otlp sink (use http/protobuf); using http/protobuf"
-            .into(),
         "OTEL_EXPORTER_OTLP_COMPRESSION: \"zstd\" is not gzip or none; using none".into(),
     ];
     assert_eq!(problems, want);

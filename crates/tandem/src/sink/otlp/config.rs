@@ -23,6 +23,8 @@ use std::time::Duration;
 
 /// The OTLP base URL when no endpoint is set (localhost only).
 pub const DEFAULT_OTLP_ENDPOINT: &str = "http://127.0.0.1:4318";
+/// The same for the `grpc` protocol (the specification's default port for it).
+pub const DEFAULT_OTLP_GRPC_ENDPOINT: &str = "http://127.0.0.1:4317";
 
 /// The two families of names, the sink's own first.
 const FAMILIES: [&str; 2] = ["TANDEM_OTLP_", "OTEL_EXPORTER_OTLP_"];
@@ -119,8 +121,14 @@ pub fn signal_url(base: &str, path: &str) -> String {
 impl OtlpSignalConfig {
     fn load(l: &mut Loader<'_>, signal: Signal) -> OtlpSignalConfig {
         let upper = signal.as_str().to_ascii_uppercase();
-        // Endpoint: a per-signal one as is, a general one with the signal's path.
-        let default = signal_url(DEFAULT_OTLP_ENDPOINT, signal.path());
+        let protocol = match pick(l, signal, "PROTOCOL") {
+            None => Protocol::HttpProtobuf,
+            Some((key, v)) => parse_protocol(l, &key, &v),
+        };
+        // Endpoint: a per-signal one as is, a general one with the signal's path (gRPC
+        // uses only the origin: its path is the service's).
+        let base = if protocol == Protocol::Grpc { DEFAULT_OTLP_GRPC_ENDPOINT } else { DEFAULT_OTLP_ENDPOINT };
+        let default = signal_url(base, signal.path());
         let mut endpoint = (default.clone(), None);
         for family in FAMILIES {
             let own = format!("{family}{upper}_ENDPOINT");
@@ -132,7 +140,7 @@ impl OtlpSignalConfig {
                 break;
             }
             if l.get(&general).is_some() {
-                if let Some(url) = l.url(&general, &format!("using {}", redact_url(DEFAULT_OTLP_ENDPOINT))) {
+                if let Some(url) = l.url(&general, &format!("using {}", redact_url(base))) {
                     endpoint = (signal_url(&url, signal.path()), Some(general));
                 }
                 break;
@@ -152,10 +160,6 @@ impl OtlpSignalConfig {
             }
             break;
         }
-        let protocol = match pick(l, signal, "PROTOCOL") {
-            None => Protocol::HttpProtobuf,
-            Some((key, v)) => parse_protocol(l, &key, &v),
-        };
         let gzip = match pick(l, signal, "COMPRESSION") {
             None => false,
             Some((key, v)) => match v.trim().to_ascii_lowercase().as_str() {
@@ -204,10 +208,7 @@ fn parse_protocol(l: &mut Loader<'_>, key: &str, v: &str) -> Protocol {
     match v.trim().to_ascii_lowercase().as_str() {
         "http/protobuf" => Protocol::HttpProtobuf,
         "http/json" => Protocol::HttpJson,
-        "grpc" => {
-            l.problem(key, "grpc is not supported by this build's otlp sink (use http/protobuf); using http/protobuf");
-            Protocol::HttpProtobuf
-        }
+        "grpc" => Protocol::Grpc,
         _ => {
             l.problem(key, format!("{v:?} is not http/protobuf, http/json or grpc; using http/protobuf"));
             Protocol::HttpProtobuf
@@ -432,6 +433,22 @@ mod tests {
         assert_eq!(c.traces.protocol, Protocol::HttpJson, "no TANDEM_OTLP_PROTOCOL: the OTEL one applies");
         assert_eq!(c.traces.timeout, Duration::from_millis(1500));
         assert_eq!(c.logs.timeout, Duration::from_secs(10));
+    }
+
+    #[test]
+    fn grpc_is_a_protocol_with_its_own_default_port() {
+        let (c, p) =
+            load(&[("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc"), ("OTEL_EXPORTER_OTLP_LOGS_PROTOCOL", "http/json")]);
+        assert!(p.is_empty(), "{p:?}");
+        assert_eq!((c.traces.protocol, c.logs.protocol), (Protocol::Grpc, Protocol::HttpJson));
+        assert_eq!(c.traces.endpoint, "http://127.0.0.1:4317/v1/traces");
+        assert_eq!(c.logs.endpoint, "http://127.0.0.1:4318/v1/logs");
+        let (c, _) = load(&[("TANDEM_OTLP_PROTOCOL", "GRPC"), ("TANDEM_OTLP_ENDPOINT", "http://collector:4317")]);
+        assert_eq!(
+            (c.metrics.protocol, c.metrics.endpoint.as_str()),
+            (Protocol::Grpc, "http://collector:4317/v1/metrics")
+        );
+        assert!(c.loops_into(&ReceiverConfig::default()).is_none());
     }
 
     #[test]
