@@ -168,6 +168,39 @@ async fn python_function_exports(protocol: &str) {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn what_the_receiver_acknowledged_before_a_crash_arrives() {
+    let dir = tempdir("receiver-crash");
+    let otlp = Receiver::start().await;
+    let port = free_port();
+    let env = python_env(
+        &dir,
+        &[
+            ("TANDEM_SINKS", "otlp".to_owned()),
+            ("TANDEM_OTLP_ENDPOINT", otlp.url("")),
+            ("TANDEM_OTLP_RECEIVER", "http".to_owned()),
+            ("TANDEM_OTLP_RECEIVER_HTTP_PORT", port.to_string()),
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", format!("http://127.0.0.1:{port}")),
+            // Adaptive: nothing is delivered before `next`; the crash comes first.
+            ("TANDEM_FLUSH", "adaptive".to_owned()),
+        ],
+    )
+    .await;
+    // The function logs, lets the SDK export (tandem acknowledges), then dies.
+    let out = invoke(&env, json!({"logs": 4, "tag": "crash", "linger_ms": 400, "exit": 3})).await;
+    assert_ne!(out.result.status, tandem_wire::Status::Success, "the function crashed");
+    env.shutdown().await;
+    let got = listed(&otlp, &dir);
+    let bodies: Vec<String> = items(&got, "logs")
+        .into_iter()
+        .filter(|l| l["scope"] != "tandem")
+        .filter_map(|l| l["body"].as_str().map(str::to_owned))
+        .collect();
+    let want: Vec<String> = (0..4).map(|j| format!("otel-fn crash line {j}")).collect();
+    exactly_once("log records exported before the crash", &bodies, &want);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 /// One HTTP/1.1 request on a fresh connection; the status and body of the answer.
 fn raw_request(port: u16, head: &str, body: &[u8]) -> (u16, Vec<u8>) {
     let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect to the receiver");

@@ -8,10 +8,12 @@ arrived exactly once.
 
 Event fields (all optional): "logs" (how many lines to log, default 3), "tag" (put
 in each line), "linger_ms" (wait before returning, so the SDK's batch of log records
-is exported before the environment freezes).
+is exported before the environment freezes), "exit" (then end the process at once with
+this status, as a crash: nothing more is flushed).
 """
 
 import logging
+import os
 import time
 
 logger = logging.getLogger("otel_fn")
@@ -27,4 +29,6 @@ def handle(event, context):
     linger = int(event.get("linger_ms", 0))
     if linger > 0:
         time.sleep(linger / 1000.0)
+    if "exit" in event:
+        os._exit(int(event["exit"]))
     return {"logs": n, "tag": tag, "requestId": context.aws_request_id}
