@@ -15,8 +15,9 @@
 //! - [`State`]: the current invocation and the open/closed switch, set by the app.
 //!
 //! On only when `TANDEM_OTLP_RECEIVER` says so and a sink can carry what it receives
-//! (`otlp`, `file`, `http`); `stdout` has no form for it, and each received item is
-//! counted there as not deliverable ([`UNDELIVERABLE_STDOUT`]), never silently lost.
+//! (`otlp`, `file`, `http`); `stdout` writes only the metric points with an unambiguous
+//! EMF form (`sink::stdout::received`), and each other received item is counted as not
+//! deliverable there ([`UNDELIVERABLE_STDOUT`]), never silently lost.
 
 pub mod annotate;
 pub mod decode;
@@ -105,7 +106,8 @@ impl Receiver {
         received.time_ms = time_ms;
         annotate::annotate(&mut received, self.state.current().as_ref());
         if self.stdout {
-            self.lanes.dropped(UNDELIVERABLE_STDOUT, decode::count_items(&received));
+            let emf = crate::sink::stdout::received::emf_points(&received);
+            self.lanes.dropped(UNDELIVERABLE_STDOUT, decode::count_items(&received).saturating_sub(emf));
         }
         self.lanes.push(Item::from(received));
         drop(closed);

@@ -10,6 +10,7 @@
 
 pub mod config;
 pub mod encode;
+pub mod received;
 #[cfg(test)]
 mod spec_tests;
 
@@ -48,7 +49,8 @@ impl StdoutSink {
                     emf::encode_health(h, previous.as_ref(), &self.opts, &mut self.buf);
                     previous = Some((**h).clone());
                 }
-                Item::Log(_) | Item::Otlp(_) => {}
+                Item::Otlp(r) => received::encode_received(r, &self.opts, &mut self.buf),
+                Item::Log(_) => {}
             }
         }
         previous
@@ -78,11 +80,16 @@ impl Deliver for StdoutSink {
         Ok(StdoutSink::new(config.emf.clone()))
     }
 
-    /// Metrics only: the function's log lines are in CloudWatch already. OTLP data the
-    /// receiver took in has no EMF form here: the receiver counts it as not deliverable
-    /// to this sink (`receiver::UNDELIVERABLE_STDOUT`).
+    /// Metrics only: the function's log lines are in CloudWatch already. Of what the
+    /// OTLP receiver took in, the metric points with an unambiguous EMF form
+    /// ([`received`]); the receiver counts the rest as not deliverable to this sink
+    /// (`receiver::UNDELIVERABLE_STDOUT`).
     fn accepts(item: &Item) -> bool {
-        !matches!(item, Item::Log(_) | Item::Otlp(_))
+        match item {
+            Item::Log(_) => false,
+            Item::Otlp(r) => received::emf_points(r) > 0,
+            _ => true,
+        }
     }
 
     fn attempt_timeout(&self) -> Duration {
