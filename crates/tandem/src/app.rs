@@ -52,6 +52,8 @@ mod intake;
 pub async fn run(config: Config, problems: Vec<Problem>) -> Result<(), Error> {
     let app = App::new(config, problems);
     let telemetry = app.telemetry_config();
+    // The OTLP receiver listens before tandem registers, so the function's INIT can export.
+    let _receiver = app.start_receiver();
     Extension::new().telemetry(telemetry).run(app).await
 }
 
@@ -76,6 +78,29 @@ struct Shared {
     flusher: Mutex<Option<mpsc::UnboundedSender<Cmd>>>,
     /// The security guard (inert when off).
     guard: crate::guard::Agent,
+    /// The OTLP receiver's view of the lifecycle (the invocation, SHUTDOWN).
+    receiver: Arc<crate::receiver::State>,
+}
+
+/// The receiver's way into the lanes.
+struct ToLanes(std::sync::Weak<Shared>);
+
+impl crate::receiver::Lanes for ToLanes {
+    fn pending_bytes(&self) -> u64 {
+        self.0.upgrade().map_or(0, |s| s.delivery.pending().bytes as u64)
+    }
+
+    fn push(&self, item: Item) {
+        if let Some(s) = self.0.upgrade() {
+            s.delivery.push(vec![item], now_ms());
+        }
+    }
+
+    fn dropped(&self, reason: &'static str, n: u64) {
+        if let Some(s) = self.0.upgrade() {
+            s.delivery.health().dropped(reason, n);
+        }
+    }
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -107,9 +132,20 @@ impl App {
                 instance,
                 flusher: Mutex::new(None),
                 guard: crate::guard::Agent::new(&config.guard),
+                receiver: Arc::default(),
                 config,
             }),
         }
+    }
+
+    /// Starts the OTLP receiver (when on): what it takes in is pushed into the lanes,
+    /// up to the memory buffer and a spool share of the fullest lane.
+    pub fn start_receiver(&self) -> Option<Arc<crate::receiver::Receiver>> {
+        let s = &self.shared;
+        let sinks = s.delivery.sinks();
+        let capacity = s.config.buffer.max_bytes + s.config.spool.max_bytes / sinks.len().max(1) as u64;
+        let lanes = Arc::new(ToLanes(Arc::downgrade(&self.shared)));
+        crate::receiver::start(&s.config.receiver, &sinks, capacity, s.receiver.clone(), lanes)
     }
 
     /// The subscription: the configured types, with the shortest batching wait.
@@ -277,6 +313,7 @@ impl Handler for App {
     async fn invoke(&self, event: InvokeEvent, ctx: &Context) -> Result<(), Error> {
         let s = &self.shared;
         s.guard.invoke(&event.request_id);
+        s.receiver.invoke(&event.request_id, event.tracing.as_ref().map(|t| t.value.as_str()));
         s.delivery.health().mark_due();
         let deadline_ms = event.deadline_ms;
         let (d, mode) = s.decide(|p, now, pending| p.on_invoke(now, Some(deadline_ms), pending));
@@ -309,6 +346,8 @@ impl Handler for App {
     async fn shutdown(&self, event: ShutdownEvent, drain: Drain, _ctx: &Context) -> Result<(), Error> {
         let s = &self.shared;
         s.guard.stop();
+        // Received data from now on is refused (retryably); what was held drains below.
+        s.receiver.close();
         // Stop the flusher (cancelling a background flush: its records stay queued).
         s.delivery.stop_background();
         let stop = lock(&s.flusher).take();
