@@ -22,7 +22,8 @@ pub fn run(args: &[String]) -> Result<()> {
 /// Runs every setup step and returns the venv's Python for the tests.
 pub fn ensure() -> Result<PathBuf> {
     let mut apt = Apt::default();
-    ensure_tools(&mut apt, &["bash", "curl"])?;
+    // chromium: the timeline test renders its page headless (emulator tests/timeline.rs).
+    ensure_tools(&mut apt, &["bash", "curl", "chromium"])?;
     let python = ensure_venv(&mut apt)?;
     ensure_moto(&python)?;
     ensure_standards_checkers(&python)?;
@@ -110,7 +111,7 @@ fn venv_dir() -> PathBuf {
 fn ensure_tools(apt: &mut Apt, tools: &[&str]) -> Result<()> {
     let missing: Vec<&str> = tools.iter().copied().filter(|t| util::which(t).is_none()).collect();
     if !missing.is_empty() {
-        apt.install(&missing, &format!("{} (needed by the shell peers)", missing.join(", ")))?;
+        apt.install(&missing, &format!("{} (needed by the shell peers and the timeline test)", missing.join(", ")))?;
     }
     let found: Vec<String> = tools
         .iter()

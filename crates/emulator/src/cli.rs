@@ -116,6 +116,9 @@ pub struct InvokeArgs {
     /// How many times to invoke.
     #[arg(short = 'n', long = "count", default_value_t = 1)]
     pub count: u32,
+    /// Write the lifecycle timeline (one self-contained HTML page) to FILE at the end.
+    #[arg(long, value_name = "FILE")]
+    pub timeline: Option<PathBuf>,
 }
 
 fn parse_kv(s: &str) -> Result<(String, String), String> {
@@ -223,7 +226,8 @@ async fn init_failure_to_stderr(env: &Environment, who: &str) {
 
 async fn invoke(args: InvokeArgs) -> ExitCode {
     let cfg = match args.env.to_config(ConsoleOutput::Stderr) {
-        Ok(c) => c,
+        // The timeline shows the log lines the subscribers received.
+        Ok(c) => Config { record_bodies: args.timeline.is_some(), ..c },
         Err(e) => {
             eprintln!("tandem-emulator: {e}");
             return ExitCode::from(2);
@@ -273,6 +277,17 @@ async fn invoke(args: InvokeArgs) -> ExitCode {
         }
     }
     env.shutdown().await;
+    if let Some(path) = &args.timeline {
+        let title = format!("tandem-emulator: {} ({} invocation(s))", env.config().function_name, args.count);
+        let page = crate::timeline::page(&title, &[crate::timeline::data(&env, "environment")], false);
+        match std::fs::write(path, page) {
+            Ok(()) => eprintln!("tandem-emulator: timeline written to {}", path.display()),
+            Err(e) => {
+                eprintln!("tandem-emulator: cannot write the timeline {}: {e}", path.display());
+                failed = true;
+            }
+        }
+    }
     if failed {
         ExitCode::from(1)
     } else {

@@ -60,6 +60,49 @@ pub struct Observations {
     /// The most recent observations (bounded: `serve` may run for millions of invokes).
     pub log: Mutex<std::collections::VecDeque<Observed>>,
     pub notify: Notify,
+    /// The most recent Runtime and Extensions API calls (bounded like `log`).
+    pub api: Mutex<std::collections::VecDeque<ApiMark>>,
+}
+
+/// One Runtime or Extensions API call, from its arrival to its answer.
+#[derive(Debug, Clone)]
+pub struct ApiMark {
+    /// `runtime`, or the calling extension's identifier (as sent; empty when none).
+    pub caller: String,
+    /// What it called: `next`, `response`, `error`, `init/error`, `register`,
+    /// `event/next`, `exit/error`, `telemetry` or `logs` (a subscription).
+    pub call: &'static str,
+    /// The invocation it answers, for a runtime's response or error.
+    pub request_id: Option<String>,
+    /// When it arrived, in microseconds since the epoch.
+    pub start_us: u64,
+    /// When it was answered, if it was.
+    pub end_us: Option<u64>,
+    /// The answer's HTTP status, if answered.
+    pub status: Option<u16>,
+    seq: u64,
+}
+
+/// Who made an API call and what it was (`None` for the edge's internal pre-check).
+fn describe_call(call: &ApiCall) -> Option<(String, &'static str, Option<String>)> {
+    let ext = |id: &Option<String>| id.clone().unwrap_or_default();
+    Some(match call {
+        ApiCall::RuntimeNext => ("runtime".into(), "next", None),
+        ApiCall::RuntimeResponse { request_id, .. }
+        | ApiCall::RuntimeResponseTooLarge { request_id, .. }
+        | ApiCall::RuntimeResponseTruncated { request_id, .. } => {
+            ("runtime".into(), "response", Some(request_id.clone()))
+        }
+        ApiCall::ResponseStart { .. } => return None,
+        ApiCall::RuntimeError { request_id, .. } => ("runtime".into(), "error", Some(request_id.clone())),
+        ApiCall::RuntimeInitError { .. } => ("runtime".into(), "init/error", None),
+        ApiCall::ExtRegister { name, .. } => (name.clone().unwrap_or_default(), "register", None),
+        ApiCall::ExtNext { id } => (ext(id), "event/next", None),
+        ApiCall::ExtInitError { id, .. } => (ext(id), "init/error", None),
+        ApiCall::ExtExitError { id, .. } => (ext(id), "exit/error", None),
+        ApiCall::Subscribe { api: tandem_wire::Api::Telemetry, id, .. } => (ext(id), "telemetry", None),
+        ApiCall::Subscribe { id, .. } => (ext(id), "logs", None),
+    })
 }
 
 struct Proc {
@@ -83,6 +126,9 @@ pub struct Driver {
     extension_env: Vec<(String, String)>,
     procs: HashMap<ProcKind, Proc>,
     replies: HashMap<Token, oneshot::Sender<Reply>>,
+    /// The API calls not answered yet, by their mark's number.
+    api_marks: HashMap<Token, u64>,
+    api_seq: u64,
     invokes: HashMap<Token, oneshot::Sender<Result<InvokeOutcome, Rejection>>>,
     timers: HashMap<TimerId, Instant>,
     shutdown_waiters: Vec<oneshot::Sender<()>>,
@@ -117,6 +163,8 @@ impl Driver {
             extension_env,
             procs: HashMap::new(),
             replies: HashMap::new(),
+            api_marks: HashMap::new(),
+            api_seq: 0,
             invokes: HashMap::new(),
             timers: HashMap::new(),
             shutdown_waiters: Vec::new(),
@@ -159,6 +207,7 @@ impl Driver {
             DriverMsg::Api { call, reply } => {
                 let token = self.token();
                 self.replies.insert(token, reply);
+                self.mark_api_call(token, &call);
                 self.input(Input::Api { token, call }).await;
             }
             DriverMsg::Invoke { request_id, request, reply } => {
@@ -214,6 +263,43 @@ impl Driver {
         }
     }
 
+    fn mark_api_call(&mut self, token: Token, call: &ApiCall) {
+        let Some((caller, call, request_id)) = describe_call(call) else {
+            return;
+        };
+        self.api_seq += 1;
+        let mark = ApiMark {
+            caller,
+            call,
+            request_id,
+            start_us: self.clock.epoch_us(Instant::now()),
+            end_us: None,
+            status: None,
+            seq: self.api_seq,
+        };
+        self.api_marks.insert(token, self.api_seq);
+        if let Ok(mut api) = self.observations.api.lock() {
+            api.push_back(mark);
+            if api.len() > OBSERVATIONS_KEPT {
+                api.pop_front();
+            }
+        }
+    }
+
+    fn mark_api_answer(&mut self, token: Token, status: u16) {
+        let Some(seq) = self.api_marks.remove(&token) else {
+            return;
+        };
+        let now = self.clock.epoch_us(Instant::now());
+        if let Ok(mut api) = self.observations.api.lock() {
+            // Answers come soon (a long-poll `next` within an invocation): search from the end.
+            if let Some(m) = api.iter_mut().rev().find(|m| m.seq == seq) {
+                m.end_us = Some(now);
+                m.status = Some(status);
+            }
+        }
+    }
+
     fn observe(&self, what: Observation) {
         let now = Instant::now();
         if let Observation::Signalled { process, signal: Signal::Kill } = &what {
@@ -240,6 +326,7 @@ impl Driver {
     async fn execute(&mut self, action: Action) -> Option<Input> {
         match action {
             Action::Reply { token, reply } => {
+                self.mark_api_answer(token, reply.status);
                 if let Some(tx) = self.replies.remove(&token) {
                     let _ = tx.send(reply);
                 }

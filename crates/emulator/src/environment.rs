@@ -258,6 +258,12 @@ impl Environment {
         }
     }
 
+    /// The Runtime and Extensions API calls so far (the most recent 200,000), in order
+    /// of arrival, each with its answer's time and status once answered.
+    pub fn api_calls(&self) -> Vec<crate::driver::ApiMark> {
+        self.observations.api.lock().map(|l| l.iter().cloned().collect()).unwrap_or_default()
+    }
+
     /// The telemetry delivery attempts so far (the most recent 100,000), in order.
     pub fn deliveries(&self) -> Vec<Delivery> {
         self.hub.deliveries()

@@ -3,6 +3,7 @@
 //! name `function` too), synchronous (`RequestResponse`), asynchronous (`Event`) and
 //! `DryRun` invocations, client context, trace header, and the log tail. Behind it, one
 //! environment (the library's [`serve`]) or a [`Pool`] of them (`serve --concurrency`).
+//! `GET /_tandem/` answers the live lifecycle timeline of those environments.
 
 use crate::api::{accept_within, http1_server};
 use crate::config::Config;
@@ -29,6 +30,9 @@ use tokio::sync::Semaphore;
 /// would be refused anyway, and idle ones must not use up the descriptors).
 const MAX_CONNECTIONS: usize = 512;
 
+/// The live lifecycle timeline (see `timeline`).
+pub const TIMELINE_PATH: &str = "/_tandem/";
+
 /// What the invocations go to.
 #[derive(Clone)]
 enum Backend {
@@ -44,6 +48,16 @@ impl Backend {
             Backend::One(env) => env.config(),
             Backend::Pool(pool) => pool.config(),
         }
+    }
+
+    /// The timeline page of the environments behind the listener, as they are now.
+    fn timeline(&self) -> String {
+        let envs: Vec<serde_json::Value> = match self {
+            Backend::One(env) => vec![crate::timeline::data(env, "environment")],
+            Backend::Pool(pool) => pool.environments().iter().map(|(id, env)| crate::timeline::data(env, id)).collect(),
+        };
+        let title = format!("tandem-emulator: {} (live)", self.config().function_name);
+        crate::timeline::page(&title, &envs, true)
     }
 
     async fn invoke(&self, request: InvokeRequest) -> Result<InvokeOutcome, Error> {
@@ -109,6 +123,14 @@ fn error(status: StatusCode, kind: &str, message: &str) -> Response<Full<Bytes>>
 
 async fn handle(req: Request<Incoming>, backend: Backend) -> Result<Response<Full<Bytes>>, Infallible> {
     let cfg = backend.config();
+    if matches!(req.uri().path(), TIMELINE_PATH | "/_tandem") && req.method() == Method::GET {
+        return Ok(Response::builder()
+            .status(200)
+            .header("Content-Type", "text/html; charset=utf-8")
+            .header("Cache-Control", "no-store")
+            .body(Full::new(Bytes::from(backend.timeline())))
+            .unwrap_or_else(|_| Response::new(Full::new(Bytes::new()))));
+    }
     let Some(name) = paths::parse_invoke_path(req.uri().path()) else {
         return Ok(error(
             StatusCode::NOT_FOUND,

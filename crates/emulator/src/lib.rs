@@ -42,6 +42,7 @@ mod pool;
 mod process;
 mod sandbox;
 mod telemetry;
+mod timeline;
 
 // The README's examples run as doctests.
 #[cfg(doctest)]
@@ -50,7 +51,7 @@ struct ReadmeDoctests;
 
 pub use cli::main as run_cli;
 pub use config::Config;
-pub use driver::{InvokeOutcome, Observed};
+pub use driver::{ApiMark, InvokeOutcome, Observed};
 pub use environment::{Environment, Error};
 pub use invoke_api::{serve as serve_invoke_api, serve_pool as serve_invoke_api_pool};
 pub use lifecycle::{ExitInfo, InvokeRequest, InvokeResult, Observation, Rejection, Signal};
@@ -58,3 +59,4 @@ pub use memory::Method as MemoryMethod;
 pub use pool::{OnEvent, Pool, PoolConfig, PoolEvent};
 pub use telemetry::delivery::{Delivery, Outcome};
 pub use telemetry::ConsoleOutput;
+pub use timeline::{data as timeline_data, page as timeline_page};

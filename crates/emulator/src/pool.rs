@@ -144,6 +144,15 @@ impl Pool {
         self.inner.state.lock().map(|s| s.started).unwrap_or(0)
     }
 
+    /// The live environments with their ids, oldest first.
+    pub fn environments(&self) -> Vec<(String, Arc<Environment>)> {
+        self.inner
+            .state
+            .lock()
+            .map(|s| s.live.iter().map(|(n, env)| (env_id(*n), env.clone())).collect())
+            .unwrap_or_default()
+    }
+
     /// Invocations waiting for an environment now.
     pub fn waiting(&self) -> usize {
         self.inner.waiting.load(Ordering::SeqCst)
