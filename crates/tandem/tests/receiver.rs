@@ -43,12 +43,16 @@ fn items<'a>(v: &'a Value, kind: &str) -> Vec<&'a Value> {
 }
 
 async fn python_env(dir: &Path, env: &[(&str, String)]) -> Environment {
+    python_env_timeout(dir, env, Duration::from_secs(30)).await
+}
+
+async fn python_env_timeout(dir: &Path, env: &[(&str, String)], timeout: Duration) -> Environment {
     let here = common::repo_root().join("examples/functions/python");
     let mut cfg = Config::new(vec![here.join("bootstrap").display().to_string()]);
     cfg.handler = "otel_fn.handle".into();
     cfg.extensions.push(tandem_bin());
     cfg.function_name = "instrumented".into();
-    cfg.timeout = Duration::from_secs(30);
+    cfg.timeout = timeout;
     let base = [
         ("TANDEM_PYTHON", python().display().to_string()),
         ("AWS_LAMBDA_EXEC_WRAPPER", here.join("otel-instrument").display().to_string()),
@@ -165,6 +169,38 @@ async fn python_function_exports(protocol: &str) {
         assert_eq!(theirs[0]["parentSpanId"], tandem_root["spanId"], "linked under tandem's invocation span");
         assert_eq!(theirs[0]["service"], "instrumented", "the function's resource is kept");
     }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn what_the_receiver_acknowledged_before_a_timeout_arrives() {
+    let dir = tempdir("receiver-timeout");
+    let otlp = Receiver::start().await;
+    let port = free_port();
+    let env = python_env_timeout(
+        &dir,
+        &[
+            ("TANDEM_SINKS", "otlp".to_owned()),
+            ("TANDEM_OTLP_ENDPOINT", otlp.url("")),
+            ("TANDEM_OTLP_RECEIVER", "http".to_owned()),
+            ("TANDEM_OTLP_RECEIVER_HTTP_PORT", port.to_string()),
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", format!("http://127.0.0.1:{port}")),
+        ],
+        Duration::from_secs(2),
+    )
+    .await;
+    // The function logs, the SDK exports (tandem acknowledges), then it overruns.
+    let out = invoke(&env, json!({"logs": 3, "tag": "slow", "linger_ms": 5000})).await;
+    assert_eq!(out.result.status, tandem_wire::Status::Timeout, "the function timed out");
+    env.shutdown().await;
+    let got = listed(&otlp, &dir);
+    let bodies: Vec<String> = items(&got, "logs")
+        .into_iter()
+        .filter(|l| l["scope"] != "tandem")
+        .filter_map(|l| l["body"].as_str().map(str::to_owned))
+        .collect();
+    let want: Vec<String> = (0..3).map(|j| format!("otel-fn slow line {j}")).collect();
+    exactly_once("log records exported before the timeout", &bodies, &want);
     let _ = std::fs::remove_dir_all(&dir);
 }
 
