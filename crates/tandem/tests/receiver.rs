@@ -489,6 +489,10 @@ async fn bad_requests_get_the_right_status_and_good_ones_arrive_once() {
         gz.write_all(&metrics_request()).expect("gzip");
         let gz = gz.finish().expect("gzip");
         a.push(("a gzipped metrics export", post(port, "/v1/metrics", pb, "Content-Encoding: gzip\r\n", &gz), 200));
+        let json_logs = br#"{"resourceLogs":[{"resource":{"attributes":[{"key":"service.name","value":{"stringValue":"raw-client"}}]},
+            "scopeLogs":[{"scope":{"name":"raw"},"logRecords":[{"timeUnixNano":"1700000000000000000","severityNumber":9,
+            "body":{"stringValue":"a JSON log record"},"traceId":"5759e988bd862e3fe1be46a994272793","spanId":"53995c3f42cd8ad8"}]}]}]}"#;
+        a.push(("an OTLP/JSON logs export", post(port, "/v1/logs", "application/json", "", json_logs), 200));
         a
     })
     .await
@@ -506,5 +510,11 @@ async fn bad_requests_get_the_right_status_and_good_ones_arrive_once() {
     assert_eq!(points.len(), 3, "gauge point and two sum points, once each: {points:#?}");
     assert!(points.iter().all(|p| p["service"] == "raw-client"), "the sender's resource is kept");
     assert!(points.iter().all(|p| p["attributes"].get("faas.invocation_id").is_none()), "points are not stamped");
+    let logs: Vec<_> = items(&got, "logs").into_iter().filter(|l| l["scope"] == "raw").collect();
+    assert_eq!(logs.len(), 1, "{logs:#?}");
+    assert_eq!(logs[0]["body"], "a JSON log record");
+    assert_eq!(logs[0]["service"], "raw-client");
+    let json_answer = &answers.iter().find(|(w, ..)| *w == "an OTLP/JSON logs export").expect("asked").1 .1;
+    assert_eq!(json_answer, b"{}", "a full success in the request's encoding");
     let _ = std::fs::remove_dir_all(&dir);
 }
