@@ -635,6 +635,75 @@ mod tests {
     }
 
     #[test]
+    fn received_metrics_and_logs_round_trip_through_the_spool_form() {
+        use opentelemetry_proto::tonic::common::v1::{any_value, AnyValue, KeyValue, KeyValueList};
+        use opentelemetry_proto::tonic::logs::v1::{LogRecord as OtlpLog, ScopeLogs};
+        use opentelemetry_proto::tonic::metrics::v1::{
+            metric, number_data_point, Gauge, Histogram, HistogramDataPoint, Metric, NumberDataPoint, ScopeMetrics,
+        };
+        let v = |v| Some(AnyValue { value: Some(v) });
+        let attrs = vec![
+            KeyValue { key: "i".into(), value: v(any_value::Value::IntValue(-7)), key_strindex: 0 },
+            KeyValue { key: "d".into(), value: v(any_value::Value::DoubleValue(0.5)), key_strindex: 0 },
+            KeyValue { key: "b".into(), value: v(any_value::Value::BytesValue(vec![0, 255])), key_strindex: 0 },
+        ];
+        let point = NumberDataPoint {
+            attributes: attrs.clone(),
+            time_unix_nano: 1_700_000_000_000_000_001,
+            value: Some(number_data_point::Value::AsInt(i64::MIN)),
+            ..NumberDataPoint::default()
+        };
+        let hist = HistogramDataPoint {
+            count: 3,
+            sum: Some(1.5),
+            bucket_counts: vec![1, 2],
+            explicit_bounds: vec![1.0],
+            ..HistogramDataPoint::default()
+        };
+        let r = Received {
+            time_ms: 1,
+            resource_metrics: vec![ResourceMetrics {
+                scope_metrics: vec![ScopeMetrics {
+                    metrics: vec![
+                        Metric {
+                            name: "g".into(),
+                            data: Some(metric::Data::Gauge(Gauge { data_points: vec![point] })),
+                            ..Metric::default()
+                        },
+                        Metric {
+                            name: "h".into(),
+                            data: Some(metric::Data::Histogram(Histogram {
+                                data_points: vec![hist],
+                                aggregation_temporality: 1,
+                            })),
+                            ..Metric::default()
+                        },
+                    ],
+                    ..ScopeMetrics::default()
+                }],
+                ..ResourceMetrics::default()
+            }],
+            resource_logs: vec![ResourceLogs {
+                scope_logs: vec![ScopeLogs {
+                    log_records: vec![OtlpLog {
+                        body: v(any_value::Value::KvlistValue(KeyValueList { values: attrs.clone() })),
+                        attributes: attrs,
+                        severity_number: 9,
+                        trace_id: vec![3; 16],
+                        span_id: vec![4; 8],
+                        ..OtlpLog::default()
+                    }],
+                    ..ScopeLogs::default()
+                }],
+                ..ResourceLogs::default()
+            }],
+            ..Received::default()
+        };
+        let line = serde_json::to_string(&Item::from(r.clone())).unwrap();
+        assert_eq!(serde_json::from_str::<Item>(&line).unwrap(), Item::from(r), "{line}");
+    }
+
+    #[test]
     fn spool_form_is_tagged_and_camel_case() {
         let v = serde_json::to_value(Item::Log(log())).unwrap();
         assert_eq!(v["type"], "log");

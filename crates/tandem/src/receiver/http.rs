@@ -27,8 +27,10 @@ use tokio::net::TcpListener;
 
 /// Connections served at once; more wait in the listen backlog.
 pub const MAX_CONNECTIONS: usize = 32;
-/// Time a client has to send its headers.
-pub const HEADER_TIMEOUT: Duration = Duration::from_secs(5);
+/// Time a client has to send its headers. hyper counts it from the end of the previous
+/// answer too, so it also closes keep-alive connections idle this long (the SDKs'
+/// HTTP clients notice a closed pooled connection and open another).
+pub const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
 /// Time a client has to send its body.
 pub const BODY_TIMEOUT: Duration = Duration::from_secs(10);
 /// The `Retry-After` of a 503, seconds.
