@@ -2,7 +2,8 @@
 //! Python function on awslambdaric (`tests/py/guard_fn.py`) that per event spawns
 //! `/bin/sh -c 'sleep 5'`, connects to TCP servers on 127.0.0.2 (outside the default
 //! allow-list) and 127.0.0.1 (inside), and drops an executable ELF file in its
-//! temporary directory. Findings are read from tandem's file sink.
+//! temporary directory, and appends to files (watched or not). Findings are read from
+//! tandem's file sink.
 
 mod common;
 
@@ -212,4 +213,36 @@ async fn learned_policy_applied_yields_no_finding() {
     invoke(&env, &event).await;
     env.shutdown().await;
     assert!(of_kind(&findings(&dir), "network").len() == 1, "{:#?}", findings(&dir));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn writes_to_watched_files_are_one_finding_per_burst() {
+    let dir = tempdir("guard-watch");
+    let conf = dir.join("conf");
+    std::fs::create_dir_all(&conf).expect("mkdir conf");
+    let (watched, other) = (conf.join("app.conf"), conf.join("notes.txt"));
+    let env = start(
+        &dir,
+        &[("TANDEM_GUARD", "detect".into()), ("TANDEM_GUARD_WATCH_FILES", format!("{}/*.conf", conf.display()))],
+    )
+    .await;
+    // Three writes in a row to the watched file: one burst; the other file: none.
+    let event = json!({
+        "write": [[watched.display().to_string(), 3], [other.display().to_string(), 3]],
+        "start_delay_ms": 300,
+        "hold_ms": 300,
+    });
+    let a = invoke(&env, &event).await;
+    env.shutdown().await;
+    let all = findings(&dir);
+    let writes: Vec<_> = all.iter().filter(|f| f["attributes"]["security.rule"] == "file.watched_write").collect();
+    assert_eq!(writes.len(), 1, "one finding for the burst, none for the unwatched file: {all:#?}");
+    let f = writes[0];
+    assert_eq!(f["attributes"]["file.path"], watched.display().to_string());
+    assert_eq!(f["attributes"]["security.kind"], "file");
+    assert_eq!(f["attributes"]["guard.watch_pattern"], format!("{}/*.conf", conf.display()));
+    assert_eq!(f["requestId"], a["request_id"], "told with the invocation it happened in");
+    assert!(all.iter().all(|f| f["attributes"]["file.path"] != other.display().to_string()), "{all:#?}");
+    let console = env.console_lines();
+    assert!(console.iter().any(|l| l.contains("security file high file.watched_write")), "{console:#?}");
 }

@@ -231,6 +231,7 @@ pub const SETTINGS: &[(&str, &str)] = &[
     ("TANDEM_GUARD_ALLOW_NET", "peers it may connect to: CIDR[:ports], comma-separated (default 127.0.0.1,::1)"),
     ("TANDEM_GUARD_KILL_RUNTIME", "guard enforce may kill the runtime itself (default false)"),
     ("TANDEM_GUARD_POLICY_OUT", "where guard learn writes its policy (default /tmp/tandem/guard-policy.toml)"),
+    ("TANDEM_GUARD_WATCH_FILES", "files whose writes are guard findings: absolute paths, globs in the name, comma-separated"),
 ];
 
 /// Settings read outside this loader, by parts with their own tables (the secrets
@@ -259,6 +260,7 @@ impl Config {
         if config.has_sink(SinkKind::Otlp) {
             problems.extend(config.otlp.check_files());
         }
+        problems.extend(config.guard.check_files());
         if config.has_sink(SinkKind::File) && config.file.path.is_dir() {
             problems.push(Problem {
                 key: "TANDEM_FILE_PATH".into(),

@@ -1,7 +1,8 @@
 //! guard::agent: the guard at run time. One thread scans (at start, at each INVOKE,
 //! then every `TANDEM_GUARD_INTERVAL_MS` while the environment runs: a frozen
 //! environment's thread does not run, so a freeze costs nothing), a second one blocks
-//! on the temporary directory's inotify events; the [`Engine`] judges, `enforce` kills
+//! on inotify's events (the temporary directory, the watched files' directories); the
+//! [`Engine`] judges, `enforce` kills
 //! (SIGKILL), findings become records handed to the pipeline and one rate-limited
 //! diagnostic line each, and `learn` writes its policy file. Threads, not tasks: a scan
 //! is blocking file I/O, and the extension's runtime has one thread.
@@ -13,7 +14,7 @@
 use super::config::{GuardConfig, Mode};
 use super::engine::Engine;
 use super::finding::{Action, Finding, RateLimit};
-use super::watch::{FileFacts, Watcher};
+use super::watch::{Touch, Watcher};
 use super::{scan, watch};
 use crate::clock::now_ms;
 use crate::diag;
@@ -33,7 +34,7 @@ const LINE_WINDOW_MS: u64 = 60_000;
 
 enum Msg {
     Invoke(String, u64),
-    Files(Vec<FileFacts>),
+    Files(Vec<Touch>),
     Stop,
 }
 
@@ -70,7 +71,8 @@ impl Agent {
         let engine = Engine::new(self.config.mode, self.config.policy.clone(), self.config.kill_runtime, root, me);
         let (tx, rx) = mpsc::channel();
         let tmp = std::env::temp_dir();
-        start_watcher(&tmp, tx.clone());
+        let watched: Vec<PathBuf> = self.config.policy.watch.iter().map(|w| PathBuf::from(w.dir())).collect();
+        start_watcher(&tmp, &watched, tx.clone());
         let config = self.config.clone();
         let out = emit.clone();
         let thread = std::thread::Builder::new().name("tandem-guard".into()).spawn(move || {
@@ -80,11 +82,14 @@ impl Agent {
         });
         match thread {
             Ok(thread) => {
+                let files: Vec<String> = self.config.policy.watch.iter().map(ToString::to_string).collect();
                 diag::info(format_args!(
-                    "guard: {}, scanning every {} ms, watching {}",
+                    "guard: {}, scanning every {} ms, watching {}{}{}",
                     self.config.mode.as_str(),
                     self.config.interval.as_millis(),
-                    tmp.display()
+                    tmp.display(),
+                    if files.is_empty() { "" } else { " and writes to " },
+                    files.join(", ")
                 ));
                 *lock(&self.running) = Some(Running { tx, thread, emit, last_request: None, told_stopped: false });
             }
@@ -124,19 +129,31 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 /// The inotify thread: blocks on the events and forwards them. Ends when the scan loop
-/// has (its channel is closed) at the next event, or when inotify fails.
-fn start_watcher(dir: &Path, tx: Sender<Msg>) {
-    if !watch::is_dir(dir) {
-        diag::warn(format_args!("guard: {} is not a directory; files are not watched", dir.display()));
-        return;
-    }
-    let mut watcher = match Watcher::start(dir) {
+/// has (its channel is closed) at the next event, or when inotify fails. A directory
+/// that cannot be watched is said once and left out; the others are still watched.
+fn start_watcher(tmp: &Path, watched: &[PathBuf], tx: Sender<Msg>) {
+    let mut watcher = match Watcher::new() {
         Ok(w) => w,
         Err(e) => {
-            diag::warn(format_args!("guard: cannot watch {}: {e}; files are not watched", dir.display()));
+            diag::warn(format_args!("guard: cannot start inotify: {e}; files are not watched"));
             return;
         }
     };
+    let dirs = std::iter::once((tmp, true)).chain(watched.iter().map(|d| (d.as_path(), false)));
+    let mut any = false;
+    for (dir, is_tmp) in dirs {
+        if !watch::is_dir(dir) {
+            diag::warn(format_args!("guard: {} is not a directory; not watched", dir.display()));
+            continue;
+        }
+        match watcher.add(dir, is_tmp) {
+            Ok(()) => any = true,
+            Err(e) => diag::warn(format_args!("guard: cannot watch {}: {e}", dir.display())),
+        }
+    }
+    if !any {
+        return;
+    }
     let spawned = std::thread::Builder::new().name("tandem-guard-files".into()).spawn(move || loop {
         match watcher.wait() {
             Ok(files) if files.is_empty() => {}
@@ -173,11 +190,17 @@ impl Scanner {
                     self.engine.on_invoke(&id, ticks);
                     true
                 }
-                Ok(Msg::Files(files)) => {
-                    let found: Vec<Finding> = files
-                        .iter()
-                        .filter_map(|f| self.engine.on_file(&f.path, f.elf, f.executable, f.mode))
-                        .collect();
+                Ok(Msg::Files(touched)) => {
+                    let now = now_ms();
+                    let mut found = Vec::new();
+                    for t in &touched {
+                        if let Some(f) = &t.facts {
+                            found.extend(self.engine.on_file(&f.path, f.elf, f.executable, f.mode));
+                        }
+                        if t.wrote {
+                            found.extend(self.engine.on_write(&t.path, now));
+                        }
+                    }
                     self.report(found);
                     false
                 }
@@ -255,5 +278,35 @@ fn write_policy(path: &PathBuf, text: &str) {
             "guard-policy-out",
             format_args!("guard (learn): cannot write {}: {e}", path.display()),
         ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The scan loop's thread ended (as after a panic): the next INVOKE tells it, once,
+    /// with that request id, and the extension goes on (no panic, no more messages).
+    #[test]
+    fn a_stopped_scan_loop_is_a_finding_at_the_next_invoke() {
+        let seen: Arc<Mutex<Vec<Item>>> = Arc::default();
+        let sink = seen.clone();
+        let emit: Emit = Arc::new(move |items| lock(&sink).extend(items));
+        let (tx, _rx) = mpsc::channel();
+        let thread = std::thread::spawn(|| {});
+        while !thread.is_finished() {
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        let agent = Agent::new(&GuardConfig { mode: Mode::Detect, ..GuardConfig::default() });
+        *lock(&agent.running) = Some(Running { tx, thread, emit, last_request: None, told_stopped: false });
+        agent.invoke("req-7");
+        agent.invoke("req-8");
+        let items = lock(&seen);
+        assert_eq!(items.len(), 1, "told once: {items:?}");
+        let Item::Log(r) = &items[0] else { panic!("a log record: {:?}", items[0]) };
+        assert_eq!(r.attributes["security.rule"], super::super::finding::rule::STOPPED);
+        assert_eq!(r.attributes["security.kind"], "guard");
+        assert_eq!(r.request_id.as_deref(), Some("req-7"));
+        agent.stop();
     }
 }

@@ -1,15 +1,18 @@
 //! guard::config: the guard's settings (`TANDEM_GUARD`, `TANDEM_GUARD_INTERVAL_MS`,
 //! `TANDEM_GUARD_ALLOW_EXEC`, `TANDEM_GUARD_ALLOW_NET`, `TANDEM_GUARD_KILL_RUNTIME`,
-//! `TANDEM_GUARD_POLICY_OUT`; in the `TANDEM_CONFIG` file `tandem_guard = "detect"`
-//! and a `[guard]` table: `interval_ms`, `allow_exec`, `allow_net`, `kill_runtime`,
-//! `policy_out`), their defaults and their problems. Pure: read through the
-//! configuration's [`Loader`].
+//! `TANDEM_GUARD_POLICY_OUT`, `TANDEM_GUARD_WATCH_FILES`; in the `TANDEM_CONFIG` file
+//! `tandem_guard = "detect"` and a `[guard]` table: `interval_ms`, `allow_exec`,
+//! `allow_net`, `kill_runtime`, `policy_out`, `watch_files`), their defaults and their
+//! problems. Pure, read through the configuration's [`Loader`], but for
+//! [`GuardConfig::check_files`] (do the watched files' directories exist?), which the
+//! process's own load calls.
 
-use super::policy::{ExecPattern, NetRule, Policy};
+use super::policy::{ExecPattern, NetRule, Policy, WatchPattern};
 use crate::config::load::Loader;
+use crate::config::Problem;
 use std::fmt::Write as _;
 use std::net::{IpAddr, SocketAddr};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 /// What the guard does.
@@ -113,6 +116,14 @@ impl GuardConfig {
             }
             c.policy.net = rules;
         }
+        if let Some(v) = l.get("TANDEM_GUARD_WATCH_FILES") {
+            for entry in v.split(',').filter(|p| !p.trim().is_empty()) {
+                match WatchPattern::new(entry) {
+                    Ok(w) => c.policy.watch.push(w),
+                    Err(why) => l.problem("TANDEM_GUARD_WATCH_FILES", format!("{why}; skipped")),
+                }
+            }
+        }
         c.policy.runtime_api = l.get("AWS_LAMBDA_RUNTIME_API").and_then(|v| runtime_api(&v));
         c.kill_runtime = l.boolean("TANDEM_GUARD_KILL_RUNTIME", false);
         c.policy_out = l.absolute_path("TANDEM_GUARD_POLICY_OUT", DEFAULT_POLICY_OUT);
@@ -123,6 +134,28 @@ impl GuardConfig {
             l.problem("TANDEM_GUARD_KILL_RUNTIME", format!("set, but TANDEM_GUARD is {}; ignored", c.mode.as_str()));
         }
         c
+    }
+
+    /// Drops the watched files whose directory does not exist (inotify watches the
+    /// directory; the tree is never walked to wait for one) or that name a directory,
+    /// and says so. Nothing to check when the guard is off.
+    pub fn check_files(&mut self) -> Vec<Problem> {
+        if self.mode == Mode::Off {
+            return Vec::new();
+        }
+        let mut problems = Vec::new();
+        self.policy.watch.retain(|w| {
+            let why = if !is_dir(Path::new(w.dir())) {
+                format!("{w}: {} is not an existing directory; not watched", w.dir())
+            } else if !w.is_glob() && is_dir(Path::new(&w.to_string())) {
+                format!("{w} is a directory, not a file; not watched")
+            } else {
+                return true;
+            };
+            problems.push(Problem { key: "TANDEM_GUARD_WATCH_FILES".into(), message: why });
+            false
+        });
+        problems
     }
 
     /// The `check-config` line (none when off).
@@ -143,6 +176,10 @@ impl GuardConfig {
         if let Some((ip, port)) = self.policy.runtime_api {
             let _ = write!(out, " (and the Runtime API {})", SocketAddr::new(ip, port));
         }
+        if !self.policy.watch.is_empty() {
+            let files: Vec<String> = self.policy.watch.iter().map(ToString::to_string).collect();
+            let _ = write!(out, "; writes watched: {}", files.join(", "));
+        }
         match self.mode {
             Mode::Enforce => {
                 let _ =
@@ -155,6 +192,10 @@ impl GuardConfig {
         }
         out.push('\n');
     }
+}
+
+fn is_dir(p: &Path) -> bool {
+    std::fs::metadata(p).is_ok_and(|m| m.is_dir())
 }
 
 /// `AWS_LAMBDA_RUNTIME_API` (`127.0.0.1:9001`, `[::1]:9001`) as an address; a host
@@ -196,6 +237,7 @@ mod tests {
             ("TANDEM_GUARD_ALLOW_NET", "10.0.0.0/8:443,bogus,[::1]:80"),
             ("TANDEM_GUARD_KILL_RUNTIME", "true"),
             ("AWS_LAMBDA_RUNTIME_API", "169.254.100.1:9001"),
+            ("TANDEM_GUARD_WATCH_FILES", "/var/task/*.py, relative.txt,/etc/hosts"),
         ]);
         assert_eq!(c.mode, Mode::Enforce);
         assert_eq!(c.interval, Duration::from_millis(250));
@@ -203,22 +245,51 @@ mod tests {
         assert_eq!(c.policy.net.iter().map(ToString::to_string).collect::<Vec<_>>(), ["10.0.0.0/8:443", "[::1]:80"]);
         assert_eq!(c.policy.runtime_api, Some(("169.254.100.1".parse().expect("ip"), 9001)));
         assert!(c.kill_runtime);
-        assert_eq!(problems.len(), 1, "{problems:?}");
+        let watched: Vec<String> = c.policy.watch.iter().map(ToString::to_string).collect();
+        assert_eq!(watched, ["/var/task/*.py", "/etc/hosts"]);
+        assert_eq!(problems.len(), 2, "{problems:?}");
         assert!(problems[0].starts_with("TANDEM_GUARD_ALLOW_NET: \"bogus\" is not a network rule"), "{}", problems[0]);
+        assert!(problems[1]
+            .starts_with("TANDEM_GUARD_WATCH_FILES: \"relative.txt\" is not a watched file (not an absolute"));
         let mut s = String::new();
         c.describe(&mut s);
         assert_eq!(
             s,
             "  guard: enforce, every 250 ms; exec allowed: /usr/bin/*, */node; net allowed: 10.0.0.0/8:443, [::1]:80 \
-             (and the Runtime API 169.254.100.1:9001); kills offenders, the runtime included\n"
+             (and the Runtime API 169.254.100.1:9001); writes watched: /var/task/*.py, /etc/hosts; kills offenders, \
+             the runtime included\n"
         );
+    }
+
+    #[test]
+    fn watched_directories_must_exist() {
+        let dir = std::env::temp_dir().join(format!("tandem-guard-watch-{}", std::process::id()));
+        std::fs::create_dir_all(dir.join("sub")).expect("mkdir");
+        let d = dir.display();
+        let list = format!("{d}/*.conf,{d}/missing/*.conf,{d}/sub,{d}/app.conf");
+        let (mut c, problems) = load(&[("TANDEM_GUARD", "detect"), ("TANDEM_GUARD_WATCH_FILES", &list)]);
+        assert!(problems.is_empty(), "{problems:?}");
+        let problems: Vec<String> = c.check_files().iter().map(ToString::to_string).collect();
+        let watched: Vec<String> = c.policy.watch.iter().map(ToString::to_string).collect();
+        assert_eq!(watched, [format!("{d}/*.conf"), format!("{d}/app.conf")], "a file not there yet is watched");
+        assert_eq!(
+            problems,
+            [
+                format!("TANDEM_GUARD_WATCH_FILES: {d}/missing/*.conf: {d}/missing is not an existing directory; not watched"),
+                format!("TANDEM_GUARD_WATCH_FILES: {d}/sub is a directory, not a file; not watched"),
+            ]
+        );
+        let (mut off, _) = load(&[("TANDEM_GUARD_WATCH_FILES", &list)]);
+        assert!(off.check_files().is_empty(), "nothing checked when off");
+        std::fs::remove_dir_all(&dir).ok();
     }
 
     #[test]
     fn from_the_config_file() {
         let toml =
             "tandem_guard = \"enforce\"\n[guard]\ninterval_ms = 200\nallow_exec = [\"/usr/bin/*\", \"/bin/sh -c *\"]\n\
-                    allow_net = [\"10.0.0.0/8:443\", \"::1\"]\nkill_runtime = true\npolicy_out = \"/tmp/p.toml\"\n";
+                    allow_net = [\"10.0.0.0/8:443\", \"::1\"]\nkill_runtime = true\npolicy_out = \"/tmp/p.toml\"\n\
+                    watch_files = [\"/etc/hosts\", \"/var/task/*.py\"]\n";
         let env = |k: &str| match k {
             "TANDEM_CONFIG" => Some("/etc/tandem.toml".to_owned()),
             "TANDEM_GUARD_INTERVAL_MS" => Some("300".to_owned()),
@@ -233,6 +304,8 @@ mod tests {
         assert_eq!(g.policy.net.iter().map(ToString::to_string).collect::<Vec<_>>(), ["10.0.0.0/8:443", "::1"]);
         assert!(g.kill_runtime);
         assert_eq!(g.policy_out, PathBuf::from("/tmp/p.toml"));
+        let watched: Vec<String> = g.policy.watch.iter().map(ToString::to_string).collect();
+        assert_eq!(watched, ["/etc/hosts", "/var/task/*.py"]);
     }
 
     #[test]

@@ -3,7 +3,8 @@
 //! socket tables) and the file events of the temporary directory, it decides what is a
 //! finding, which process `enforce` kills, which request id each finding belongs to,
 //! and, in `learn` mode, what the policy must allow. It remembers what it judged, so a
-//! process, a connection or a file is reported once.
+//! process, a connection or a file is reported once, and a burst of writes to a
+//! watched file once.
 //!
 //! A process belongs to the invocation during which it started: its `stat` start time
 //! and each INVOKE's time are on the same clock (ticks since boot), so a process seen
@@ -60,6 +61,9 @@ pub const INVOKE_LAG_TICKS: u64 = 20;
 const INVOKES_KEPT: usize = 64;
 /// Bound on the remembered files (a flood of files must not grow memory).
 const FILES_KEPT: usize = 10_000;
+/// Writes to a watched file closer together than this are one burst, one finding (a
+/// log file appended line by line must not make a finding per line).
+pub const WRITE_BURST_MS: u64 = 2_000;
 
 /// The guard's state. See the module documentation.
 #[derive(Debug)]
@@ -74,6 +78,8 @@ pub struct Engine {
     forks: HashSet<(u32, u64)>,
     sockets_seen: HashSet<u64>,
     files_seen: HashSet<String>,
+    /// Watched files: the time of the last write of the current burst.
+    writes: HashMap<String, u64>,
     invokes: VecDeque<(u64, String)>,
     learned: Learned,
     learned_changed: bool,
@@ -92,6 +98,7 @@ impl Engine {
             forks: HashSet::new(),
             sockets_seen: HashSet::new(),
             files_seen: HashSet::new(),
+            writes: HashMap::new(),
             invokes: VecDeque::new(),
             learned: Learned::default(),
             learned_changed: false,
@@ -324,6 +331,41 @@ impl Engine {
             severity: if elf { Severity::High } else { Severity::Medium },
             rule: if elf { rule::FILE_ELF } else { rule::FILE_EXEC },
             summary: format!("{what} written to {path} (mode {mode:04o})"),
+            evidence: ev,
+            request_id: self.current().map(str::to_owned),
+            kill: None,
+            action: Action::Alert,
+        })
+    }
+
+    /// A file was written (closed after writing, or renamed over) at `now_ms`: a
+    /// finding when the policy watches it and this write starts a burst (see
+    /// [`WRITE_BURST_MS`]). `learn` reports nothing: a watch is not an allow-list.
+    pub fn on_write(&mut self, path: &str, now_ms: u64) -> Option<Finding> {
+        if self.mode == Mode::Learn {
+            return None;
+        }
+        let pattern = self.policy.watched(path)?.to_string();
+        if let Some(last) = self.writes.get_mut(path) {
+            let same_burst = now_ms.saturating_sub(*last) < WRITE_BURST_MS;
+            *last = now_ms;
+            if same_burst {
+                return None;
+            }
+        } else {
+            if self.writes.len() >= FILES_KEPT {
+                self.writes.retain(|_, last| now_ms.saturating_sub(*last) < WRITE_BURST_MS);
+            }
+            self.writes.insert(path.to_owned(), now_ms);
+        }
+        let mut ev = Map::new();
+        ev.insert("file.path".into(), path.into());
+        ev.insert("guard.watch_pattern".into(), pattern.clone().into());
+        Some(Finding {
+            kind: Kind::File,
+            severity: Severity::High,
+            rule: rule::FILE_WRITE,
+            summary: format!("{path} written (watched: {pattern})"),
             evidence: ev,
             request_id: self.current().map(str::to_owned),
             kill: None,

@@ -14,7 +14,8 @@ pub enum Kind {
     Process,
     /// A connection to a peer the network policy does not allow.
     Network,
-    /// An executable file or ELF binary written under the temporary directory.
+    /// An executable file or ELF binary written under the temporary directory, or a
+    /// write to a file the policy watches.
     File,
     /// The guard itself (its scan loop stopped).
     Guard,
@@ -64,6 +65,8 @@ pub mod rule {
     pub const FILE_ELF: &str = "file.elf_in_tmp";
     /// A file made executable under the temporary directory.
     pub const FILE_EXEC: &str = "file.executable_in_tmp";
+    /// A write to a file `TANDEM_GUARD_WATCH_FILES` names.
+    pub const FILE_WRITE: &str = "file.watched_write";
     /// The scan loop is no longer running.
     pub const STOPPED: &str = "guard.scan_stopped";
 }

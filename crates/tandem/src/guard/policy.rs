@@ -147,6 +147,60 @@ impl ExecPattern {
     }
 }
 
+/// A file whose writes are findings: an absolute path, its last component possibly a
+/// glob (`/var/task/*.py`); the directory itself is literal, since it is what inotify
+/// watches (it must exist when the guard starts: the tree is never walked).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WatchPattern {
+    dir: String,
+    name: String,
+}
+
+impl WatchPattern {
+    /// Parses one entry (`/etc/hosts`, `/var/task/*.py`).
+    pub fn new(entry: &str) -> Result<WatchPattern, String> {
+        let e = entry.trim();
+        let bad = |why: &str| format!("{e:?} is not a watched file ({why}; e.g. /var/task/app.py, /var/task/*.py)");
+        if !e.starts_with('/') {
+            return Err(bad("not an absolute path"));
+        }
+        let Some((dir, name)) = e.rsplit_once('/') else { return Err(bad("not an absolute path")) };
+        if name.is_empty() || name == "." || name == ".." {
+            return Err(bad("no file name"));
+        }
+        if dir.contains(['*', '?']) {
+            return Err(bad("a glob is allowed in the file name only"));
+        }
+        let dir = if dir.is_empty() { "/" } else { dir };
+        Ok(WatchPattern { dir: dir.to_owned(), name: name.to_owned() })
+    }
+
+    /// The directory to watch.
+    pub fn dir(&self) -> &str {
+        &self.dir
+    }
+
+    /// Whether the name is a glob (else it names one file).
+    pub fn is_glob(&self) -> bool {
+        self.name.contains(['*', '?'])
+    }
+
+    /// Whether `path` (as inotify reports it: the watched directory joined with a
+    /// name) is one of the files.
+    pub fn matches(&self, path: &str) -> bool {
+        let Some((dir, name)) = path.rsplit_once('/') else { return false };
+        let dir = if dir.is_empty() { "/" } else { dir };
+        dir == self.dir && glob(self.name.as_bytes(), name.as_bytes())
+    }
+}
+
+impl fmt::Display for WatchPattern {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let sep = if self.dir.ends_with('/') { "" } else { "/" };
+        write!(f, "{}{sep}{}", self.dir, self.name)
+    }
+}
+
 /// Iterative glob (`*`, `?`) with one backtrack point: linear in practice, never
 /// exponential whatever the pattern (a user's pattern must not cost a scan).
 fn glob(p: &[u8], t: &[u8]) -> bool {
@@ -184,6 +238,8 @@ pub struct Policy {
     pub net: Vec<NetRule>,
     /// The Runtime API's address (`AWS_LAMBDA_RUNTIME_API`): always allowed.
     pub runtime_api: Option<(IpAddr, u16)>,
+    /// Files whose writes are findings (`TANDEM_GUARD_WATCH_FILES`).
+    pub watch: Vec<WatchPattern>,
 }
 
 /// The network allow-list when none is configured: loopback's one address in each
@@ -196,6 +252,7 @@ impl Default for Policy {
             exec: Vec::new(),
             net: DEFAULT_NET.iter().filter_map(|s| NetRule::parse(s).ok()).collect(),
             runtime_api: None,
+            watch: Vec::new(),
         }
     }
 }
@@ -204,6 +261,11 @@ impl Policy {
     /// Whether a process with this executable and command line may run.
     pub fn allows_exec(&self, exe: &str, cmdline: &str) -> bool {
         self.exec.iter().any(|p| p.matches(exe) || (!cmdline.is_empty() && p.matches(cmdline)))
+    }
+
+    /// The watch pattern `path` matches, if any: a write to it is a finding.
+    pub fn watched(&self, path: &str) -> Option<&WatchPattern> {
+        self.watch.iter().find(|w| w.matches(path))
     }
 
     /// Whether a connection to `ip:port` is allowed.
@@ -320,6 +382,29 @@ mod tests {
         assert!(p("*a*a*a*a*b").matches("aaaaaaaaaaaaaaaaaab"));
         assert!(!p("*a*a*a*a*b").matches("aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"));
         assert!(ExecPattern::new("  ").is_err());
+    }
+
+    #[test]
+    fn watch_patterns() {
+        let w = |s: &str| WatchPattern::new(s).expect("a watch pattern");
+        let conf = w(" /var/task/*.conf ");
+        assert_eq!((conf.dir(), conf.is_glob(), conf.to_string().as_str()), ("/var/task", true, "/var/task/*.conf"));
+        assert!(conf.matches("/var/task/app.conf"));
+        assert!(!conf.matches("/var/task/app.conf.bak"));
+        assert!(!conf.matches("/var/task/sub/app.conf"), "the directory is literal");
+        assert!(!conf.matches("/var/tasks/app.conf"));
+        let hosts = w("/etc/hosts");
+        assert!(!hosts.is_glob());
+        assert!(hosts.matches("/etc/hosts") && !hosts.matches("/etc/hosts2"));
+        let root = w("/boot.cfg");
+        assert_eq!((root.dir(), root.to_string().as_str()), ("/", "/boot.cfg"));
+        assert!(root.matches("/boot.cfg"));
+        for bad in ["", "etc/hosts", "/etc/", "/etc/..", "/var/*/app.py", "/tmp/?/x"] {
+            assert!(WatchPattern::new(bad).is_err(), "{bad:?} must be refused");
+        }
+        let p = Policy { watch: vec![conf, hosts], ..Policy::default() };
+        assert_eq!(p.watched("/etc/hosts").map(ToString::to_string).as_deref(), Some("/etc/hosts"));
+        assert!(p.watched("/etc/passwd").is_none());
     }
 
     #[test]

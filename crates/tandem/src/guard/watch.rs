@@ -1,9 +1,11 @@
-//! guard::watch: the temporary directory under inotify. Watches the directory and each
-//! directory created in it after the guard started (never walking the tree: it may
-//! hold gigabytes that are none of the function's business), and reports each file
-//! created, written, moved in or changing mode, with what it is now: an ELF binary, an
-//! executable file. The I/O edge (inotify's syscalls through the `inotify` crate, so
-//! that tandem keeps `#![forbid(unsafe_code)]`).
+//! guard::watch: inotify on the temporary directory and on the directories of the
+//! watched files. In the temporary tree (the directory and each directory created in
+//! it after the guard started; never walked: it may hold gigabytes that are none of
+//! the function's business) each file created, written, moved in or changing mode is
+//! reported with what it is now (an ELF binary, an executable file); in every watched
+//! directory, each file written (closed after a write, or renamed over) is reported as
+//! a write, for the engine to match against the watched files. The I/O edge (inotify's
+//! syscalls through the `inotify` crate, so that tandem keeps `#![forbid(unsafe_code)]`).
 
 use inotify::{EventMask, Inotify, WatchDescriptor, WatchMask};
 use std::collections::HashMap;
@@ -28,10 +30,29 @@ pub struct FileFacts {
     pub mode: u32,
 }
 
+/// One file an event batch touched.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Touch {
+    /// Its path (the watched directory joined with the name).
+    pub path: String,
+    /// Written: closed after a write, or renamed over.
+    pub wrote: bool,
+    /// In the temporary tree: what it is now (`None` elsewhere, or when it is no
+    /// longer a regular file).
+    pub facts: Option<FileFacts>,
+}
+
+/// A watched directory: whether it is in the temporary tree (whose new directories
+/// are watched too and whose files are judged as droppers).
+struct Dir {
+    path: PathBuf,
+    tmp: bool,
+}
+
 /// The watch. See the module documentation.
 pub struct Watcher {
     inotify: Inotify,
-    dirs: HashMap<WatchDescriptor, PathBuf>,
+    dirs: HashMap<WatchDescriptor, Dir>,
     buffer: Vec<u8>,
 }
 
@@ -40,17 +61,26 @@ fn mask() -> WatchMask {
 }
 
 impl Watcher {
-    /// Starts watching `dir` (not its existing subdirectories).
-    pub fn start(dir: &Path) -> io::Result<Watcher> {
-        let inotify = Inotify::init()?;
-        let wd = inotify.watches().add(dir, mask())?;
-        Ok(Watcher { inotify, dirs: HashMap::from([(wd, dir.to_owned())]), buffer: vec![0; 16 * 1024] })
+    /// An inotify instance watching nothing yet.
+    pub fn new() -> io::Result<Watcher> {
+        Ok(Watcher { inotify: Inotify::init()?, dirs: HashMap::new(), buffer: vec![0; 16 * 1024] })
+    }
+
+    /// Watches `dir` (not its existing subdirectories); `tmp`: it is the temporary
+    /// directory. One directory watched twice is one watch (inotify gives it one
+    /// descriptor, the same mask), in the temporary tree if either said so.
+    pub fn add(&mut self, dir: &Path, tmp: bool) -> io::Result<()> {
+        let wd = self.inotify.watches().add(dir, mask())?;
+        let tmp = tmp || self.dirs.get(&wd).is_some_and(|d| d.tmp);
+        self.dirs.insert(wd, Dir { path: dir.to_owned(), tmp });
+        Ok(())
     }
 
     /// Waits for the next events and returns the files they concern (directories
-    /// created are watched from now on). `Err` when inotify itself failed.
-    pub fn wait(&mut self) -> io::Result<Vec<FileFacts>> {
-        let mut touched: Vec<PathBuf> = Vec::new();
+    /// created in the temporary tree are watched from now on). `Err` when inotify
+    /// itself failed.
+    pub fn wait(&mut self) -> io::Result<Vec<Touch>> {
+        let mut touched: Vec<(PathBuf, bool, bool)> = Vec::new();
         let mut new_dirs: Vec<PathBuf> = Vec::new();
         for e in self.inotify.read_events_blocking(&mut self.buffer)? {
             let (Some(dir), Some(name)) = (self.dirs.get(&e.wd), e.name) else {
@@ -59,23 +89,33 @@ impl Watcher {
                 }
                 continue;
             };
-            let path = dir.join(name);
+            let path = dir.path.join(name);
+            let wrote = e.mask.intersects(EventMask::CLOSE_WRITE | EventMask::MOVED_TO);
             if e.mask.contains(EventMask::ISDIR) {
-                if e.mask.intersects(EventMask::CREATE | EventMask::MOVED_TO) {
+                if dir.tmp && e.mask.intersects(EventMask::CREATE | EventMask::MOVED_TO) {
                     new_dirs.push(path);
                 }
-            } else if !touched.contains(&path) {
-                touched.push(path);
+            } else if let Some(t) = touched.iter_mut().find(|t| t.0 == path) {
+                t.1 |= wrote;
+            } else {
+                touched.push((path, wrote, dir.tmp));
             }
         }
         for d in new_dirs {
             if self.dirs.len() < MAX_DIRS {
                 if let Ok(wd) = self.inotify.watches().add(&d, mask()) {
-                    self.dirs.insert(wd, d);
+                    self.dirs.insert(wd, Dir { path: d, tmp: true });
                 }
             }
         }
-        Ok(touched.iter().filter_map(|p| facts(p)).collect())
+        Ok(touched
+            .into_iter()
+            .map(|(path, wrote, tmp)| Touch {
+                facts: if tmp { facts(&path) } else { None },
+                path: path.to_string_lossy().into_owned(),
+                wrote,
+            })
+            .collect())
     }
 }
 

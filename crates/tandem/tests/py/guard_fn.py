@@ -4,6 +4,7 @@
   poll it that long and report its return code (-9: SIGKILL) and when it died;
 - "connect": [[host, port], ...]: open TCP connections, held "hold_ms";
 - "drop": write an ELF header to $TMPDIR/<drop> and make it executable;
+- "write": [[path, n], ...]: append a line to each path n times (open, write, close);
 - "short": {"ms": d, "count": n}: run n processes of d ms, one after the other;
 - "start_delay_ms": wait that long first.
 
@@ -38,6 +39,10 @@ def handle(event, context):
             f.write(ELF_HEADER)
         os.chmod(path, 0o755)
         out["dropped"] = path
+    for path, times in event.get("write", []):
+        for i in range(times):
+            with open(path, "a") as f:
+                f.write(f"line {i}\n")
     short = event.get("short")
     if short:
         for _ in range(short["count"]):

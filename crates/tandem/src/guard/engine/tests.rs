@@ -272,3 +272,27 @@ fn learn_writes_what_allows_everything_seen() {
     assert!(e.judge(&scope, &r).is_empty());
     assert_eq!(e.on_file("/tmp/payload", true, true, 0o755), None);
 }
+
+#[test]
+fn watched_writes_one_finding_per_burst() {
+    use crate::guard::policy::WatchPattern;
+    let watch = ["/var/task/*.conf", "/etc/hosts"].iter().map(|w| WatchPattern::new(w).expect("a pattern")).collect();
+    let mut e = Engine::new(Mode::Detect, Policy { watch, ..policy() }, false, 900, 902);
+    assert_eq!(e.on_write("/var/task/app.py", 1_000), None, "not watched");
+    let f = e.on_write("/var/task/app.conf", 1_000).expect("a watched write during INIT");
+    assert_eq!((f.kind, f.rule, f.request_id.as_deref()), (Kind::File, rule::FILE_WRITE, None));
+    assert_eq!(f.evidence["file.path"], "/var/task/app.conf");
+    assert_eq!(f.evidence["guard.watch_pattern"], "/var/task/*.conf");
+    e.on_invoke("req-1", 100);
+    // Writes 1.5 s apart for 6 s: one burst, however long it lasts.
+    for t in [2_500, 4_000, 5_500, 7_000] {
+        assert_eq!(e.on_write("/var/task/app.conf", t), None, "same burst at {t}");
+    }
+    let f = e.on_write("/etc/hosts", 7_000).expect("another file is its own burst");
+    assert_eq!(f.request_id.as_deref(), Some("req-1"));
+    let f = e.on_write("/var/task/app.conf", 9_000).expect("quiet for 2 s: a new burst");
+    assert_eq!(f.request_id.as_deref(), Some("req-1"));
+    let mut learn = Engine::new(Mode::Learn, e.policy.clone(), false, 900, 902);
+    assert_eq!(learn.on_write("/etc/hosts", 1), None, "learn reports nothing");
+    assert_eq!(learn.take_learned(), None, "nor learns from a watch");
+}
