@@ -223,7 +223,11 @@ async fn writes_to_watched_files_are_one_finding_per_burst() {
     let (watched, other) = (conf.join("app.conf"), conf.join("notes.txt"));
     let env = start(
         &dir,
-        &[("TANDEM_GUARD", "detect".into()), ("TANDEM_GUARD_WATCH_FILES", format!("{}/*.conf", conf.display()))],
+        &[
+            ("TANDEM_GUARD", "detect".into()),
+            ("TANDEM_GUARD_WATCH_FILES", format!("{}/*.conf", conf.display())),
+            ("TANDEM_SINKS", "file,stdout".into()),
+        ],
     )
     .await;
     // Three writes in a row to the watched file: one burst; the other file: none.
@@ -245,4 +249,21 @@ async fn writes_to_watched_files_are_one_finding_per_burst() {
     assert!(all.iter().all(|f| f["attributes"]["file.path"] != other.display().to_string()), "{all:#?}");
     let console = env.console_lines();
     assert!(console.iter().any(|l| l.contains("security file high file.watched_write")), "{console:#?}");
+    // The stdout sink counts it: one EMF document, SecurityFindings by kind.
+    let emf: Vec<Value> = console
+        .iter()
+        .filter_map(|l| l.find("{\"_aws\":").and_then(|i| serde_json::from_str(&l[i..]).ok()))
+        .filter(|d: &Value| d.get("SecurityFindings").is_some())
+        .collect();
+    assert_eq!(emf.len(), 1, "{console:#?}");
+    let d = &emf[0];
+    assert_eq!(
+        (&d["SecurityFindings"], &d["kind"], &d["rule"]),
+        (&json!(1), &json!("file"), &json!("file.watched_write"))
+    );
+    assert_eq!(d["requestId"], a["request_id"]);
+    let directive = &d["_aws"]["CloudWatchMetrics"][0];
+    assert_eq!(directive["Dimensions"], json!([["FunctionName", "kind"]]));
+    assert_eq!(directive["Metrics"], json!([{"Name": "SecurityFindings", "Unit": "Count"}]));
+    assert_eq!(d["FunctionName"], "guarded");
 }

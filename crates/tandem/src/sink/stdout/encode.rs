@@ -1,19 +1,21 @@
 //! sink::stdout::encode: CloudWatch Embedded Metric Format (EMF): one JSON document per
 //! line, written to the extension's stdout, from which CloudWatch Logs extracts metrics.
 //!
-//! Owns the EMF rendering of [`Invocation`] (namespace from [`EmfOptions::namespace`])
-//! and of [`HealthSnapshot`] (namespace [`EmfOptions::health_namespace`]). Follows the
+//! Owns the EMF rendering of [`Invocation`] (namespace from [`EmfOptions::namespace`]),
+//! of [`HealthSnapshot`] (namespace [`EmfOptions::health_namespace`]) and of the
+//! guard's security findings (metric `SecurityFindings` by `kind`, in the invocation
+//! namespace). Follows the
 //! specification: every dimension key is a top-level member holding a string, every
 //! metric a top-level number, at most 100 metrics per directive, at most 30 keys per
-//! dimension set, units from CloudWatch's set. Log records are not EMF: they are not
-//! written here. Pure: no I/O.
+//! dimension set, units from CloudWatch's set. Other log records are not EMF: they are
+//! not written here. Pure: no I/O.
 //!
 //! Caution for the stdout sink: what the extension prints comes back through the
 //! Telemetry API as `extension` records. Drop those that [`is_emf_document`] recognises
 //! to avoid a feedback loop.
 
 use crate::encode::{push_f64, push_json_str, push_key, push_u64};
-use crate::model::{HealthSnapshot, Invocation, Item};
+use crate::model::{HealthSnapshot, Invocation, Item, LogRecord, Source};
 
 /// EMF limits (CloudWatch).
 pub const MAX_METRICS_PER_DIRECTIVE: usize = 100;
@@ -63,7 +65,16 @@ pub const RESERVED_NAMES: &[&str] = &[
     "BufferedBytes",
     "SpoolBytes",
     "droppedByReason",
+    SECURITY_FINDINGS,
+    SECURITY_KIND,
+    "rule",
+    "severity",
 ];
+
+/// The metric counting the guard's findings.
+pub const SECURITY_FINDINGS: &str = "SecurityFindings";
+/// Its dimension: the finding's kind (`process`, `network`, `file`, `guard`).
+pub const SECURITY_KIND: &str = "kind";
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 /// The EMF settings of the `stdout` sink.
@@ -150,16 +161,57 @@ fn m(name: &'static str, unit: &'static str, value: Num) -> Metric {
     Metric { name, unit, value }
 }
 
-/// Appends the EMF document of `item` (one line) and returns true; log records are not
-/// EMF and write nothing (false). Health documents are written with absolute counters
+/// Appends the EMF document of `item` (one line) and returns true; log records other
+/// than security findings are not EMF and write nothing (false). Health documents are written with absolute counters
 /// (see [`encode_health`] for deltas).
 pub fn encode_item(item: &Item, opts: &EmfOptions, out: &mut Vec<u8>) -> bool {
     match item {
         Item::Invocation(i) => encode_invocation(i, opts, out),
         Item::Health(h) => encode_health(h, None, opts, out),
-        Item::Log(_) | Item::Otlp(_) => return false,
+        Item::Log(r) => return encode_security(r, opts, out),
+        Item::Otlp(_) => return false,
     }
     true
+}
+
+/// The kind of a security finding: a record from the extension itself with a
+/// `security.kind` attribute (the guard's, `guard::finding`) that is a valid dimension
+/// value. `None` for any other record (the function's lines, tandem's other lines).
+pub fn security_kind(r: &LogRecord) -> Option<&str> {
+    if r.source != Source::Extension {
+        return None;
+    }
+    r.attributes.get("security.kind").and_then(|v| v.as_str()).filter(|k| check_dimension_value(k).is_ok())
+}
+
+/// Appends one EMF document (and `\n`) for a security finding: `SecurityFindings`
+/// (Count, 1) with the dimension `kind`; properties `rule`, `severity`, `requestId`.
+/// Returns false (nothing written) for a record that is not a finding.
+pub fn encode_security(r: &LogRecord, opts: &EmfOptions, out: &mut Vec<u8>) -> bool {
+    let Some(kind) = security_kind(r) else { return false };
+    begin_with(
+        out,
+        r.time_ms,
+        &opts.namespace,
+        opts,
+        &[(SECURITY_KIND, kind)],
+        &[m(SECURITY_FINDINGS, "Count", Num::U(1))],
+    );
+    let attr = |k: &str| r.attributes.get(k).and_then(|v| v.as_str());
+    push_prop(out, "rule", attr("security.rule"));
+    push_prop(out, "severity", attr("security.severity"));
+    push_prop(out, "requestId", r.request_id.as_deref());
+    out.extend_from_slice(b"}\n");
+    true
+}
+
+/// `,"key":"value"` when there is a value.
+fn push_prop(out: &mut Vec<u8>, key: &str, v: Option<&str>) {
+    if let Some(v) = v {
+        out.push(b',');
+        push_key(out, key);
+        push_json_str(out, v);
+    }
 }
 
 /// Appends one EMF document (and `\n`) for an invocation. Metrics (only those known are
@@ -208,22 +260,15 @@ pub fn encode_invocation(inv: &Invocation, opts: &EmfOptions, out: &mut Vec<u8>)
     metrics.push(m("EstimatedCost", "None", Num::F(inv.estimated_cost_usd)));
 
     begin(out, inv.start_ms, &opts.namespace, opts, &metrics);
-    let prop = |out: &mut Vec<u8>, key: &str, v: &Option<String>| {
-        if let Some(v) = v {
-            out.push(b',');
-            push_key(out, key);
-            push_json_str(out, v);
-        }
-    };
     out.push(b',');
     push_key(out, "requestId");
     push_json_str(out, &inv.request_id);
     out.push(b',');
     push_key(out, "status");
     push_json_str(out, &inv.status);
-    prop(out, "errorType", &inv.error_type);
-    prop(out, "traceId", &inv.trace_id);
-    prop(out, "version", &inv.version);
+    push_prop(out, "errorType", inv.error_type.as_deref());
+    push_prop(out, "traceId", inv.trace_id.as_deref());
+    push_prop(out, "version", inv.version.as_deref());
     out.push(b',');
     push_key(out, "complete");
     out.extend_from_slice(if inv.complete { b"true" } else { b"false" });
@@ -269,16 +314,35 @@ pub fn encode_health(h: &HealthSnapshot, previous: Option<&HealthSnapshot>, opts
 
 /// Writes `{"_aws":{...},"FunctionName":..,<dims>,<metric values>` (object left open).
 fn begin(out: &mut Vec<u8>, timestamp_ms: u64, namespace: &str, opts: &EmfOptions, metrics: &[Metric]) {
+    begin_with(out, timestamp_ms, namespace, opts, &[], metrics);
+}
+
+/// [`begin`] with the document's own dimensions (`own`, valid names and values) after
+/// `FunctionName` in every dimension set.
+fn begin_with(
+    out: &mut Vec<u8>,
+    timestamp_ms: u64,
+    namespace: &str,
+    opts: &EmfOptions,
+    own: &[(&str, &str)],
+    metrics: &[Metric],
+) {
     debug_assert!(metrics.len() <= MAX_METRICS_PER_DIRECTIVE);
-    let extra = &opts.dimensions[..opts.dimensions.len().min(MAX_DIMENSIONS_PER_SET - 1)];
+    let room = MAX_DIMENSIONS_PER_SET - 1 - own.len();
+    let extra = &opts.dimensions[..opts.dimensions.len().min(room)];
     out.extend_from_slice(b"{\"_aws\":{\"Timestamp\":");
     push_u64(out, timestamp_ms);
     out.extend_from_slice(b",\"CloudWatchMetrics\":[{\"Namespace\":");
     push_json_str(out, namespace);
-    out.extend_from_slice(b",\"Dimensions\":[[\"FunctionName\"]");
+    out.extend_from_slice(b",\"Dimensions\":[[\"FunctionName\"");
+    for (name, _) in own {
+        out.push(b',');
+        push_json_str(out, name);
+    }
+    out.push(b']');
     if !extra.is_empty() {
         out.extend_from_slice(b",[\"FunctionName\"");
-        for (name, _) in extra {
+        for name in own.iter().map(|(n, _)| *n).chain(extra.iter().map(|(n, _)| n.as_str())) {
             out.push(b',');
             push_json_str(out, name);
         }
@@ -298,7 +362,7 @@ fn begin(out: &mut Vec<u8>, timestamp_ms: u64, namespace: &str, opts: &EmfOption
     out.extend_from_slice(b"]}]},\"FunctionName\":");
     let function = if opts.function_name.is_empty() { "unknown" } else { opts.function_name.as_str() };
     push_json_str(out, function);
-    for (name, value) in extra {
+    for (name, value) in own.iter().copied().chain(extra.iter().map(|(n, v)| (n.as_str(), v.as_str()))) {
         out.push(b',');
         push_json_str(out, name);
         out.push(b':');
@@ -499,9 +563,47 @@ mod tests {
         );
         assert!(!encode_item(&Item::Log(log), &opts(), &mut out));
         assert!(out.is_empty());
+        let mut fake = crate::logs::to_log_record(
+            0,
+            crate::model::Source::Function,
+            &tandem_wire::LogRecord::Text("x".into()),
+            None,
+        );
+        fake.attributes.insert("security.kind".into(), "process".into());
+        assert!(!encode_item(&Item::Log(fake), &opts(), &mut out), "the function cannot make a finding");
+        assert!(out.is_empty());
         encode_invocation(&cold(), &opts(), &mut out);
         assert!(is_emf_document(std::str::from_utf8(&out).unwrap()));
         assert!(!is_emf_document("{\"level\":\"INFO\"}"));
+    }
+
+    #[test]
+    fn security_findings_are_a_metric_by_kind() {
+        let mut f =
+            crate::guard::finding::Finding::stopped("gone", Some("req-9".into())).to_log_record(1_700_000_000_123);
+        let mut o = opts();
+        o.dimensions = vec![("Stage".into(), "prod".into())];
+        let mut out = Vec::new();
+        assert!(encode_item(&Item::Log(f.clone()), &o, &mut out));
+        let doc = validate(&out);
+        assert_eq!(doc["_aws"]["Timestamp"], 1_700_000_000_123u64);
+        let d = &doc["_aws"]["CloudWatchMetrics"][0];
+        assert_eq!(d["Namespace"], "Tandem");
+        assert_eq!(d["Dimensions"], json!([["FunctionName", "kind"], ["FunctionName", "kind", "Stage"]]));
+        assert_eq!(d["Metrics"], json!([{"Name": "SecurityFindings", "Unit": "Count"}]));
+        assert_eq!(
+            (&doc["kind"], &doc["SecurityFindings"], &doc["Stage"]),
+            (&json!("guard"), &json!(1), &json!("prod"))
+        );
+        assert_eq!(
+            (&doc["rule"], &doc["severity"], &doc["requestId"]),
+            (&json!("guard.scan_stopped"), &json!("high"), &json!("req-9"))
+        );
+        // A kind CloudWatch would refuse as a dimension: no document rather than a bad one.
+        f.attributes.insert("security.kind".into(), "\u{1}".into());
+        out.clear();
+        assert!(!encode_item(&Item::Log(f), &o, &mut out));
+        assert!(out.is_empty());
     }
 
     #[test]

@@ -2,10 +2,12 @@
 //! Lambda sends to the function's log group, where CloudWatch extracts the metrics.
 //! The default sink: it needs no configuration and no network.
 //!
-//! One EMF document per invocation (namespace `TANDEM_EMF_NAMESPACE`) and per health
+//! One EMF document per invocation (namespace `TANDEM_EMF_NAMESPACE`), per health
 //! snapshot (`TANDEM_EMF_HEALTH_NAMESPACE`, counters as changes since the previous
-//! snapshot written). Log records are not written: the function's lines are in
-//! CloudWatch already. A batch is one write. What it prints comes back through the
+//! snapshot written) and per security finding of the guard (`SecurityFindings` by
+//! `kind`, in the invocation namespace). Other log records are not written: the
+//! function's lines are in CloudWatch already (and a finding's own line is written by
+//! the guard as a diagnostic). A batch is one write. What it prints comes back through the
 //! Telemetry API as `extension` lines; the pipeline recognises and drops them.
 
 pub mod config;
@@ -50,7 +52,9 @@ impl StdoutSink {
                     previous = Some((**h).clone());
                 }
                 Item::Otlp(r) => received::encode_received(r, &self.opts, &mut self.buf),
-                Item::Log(_) => {}
+                Item::Log(r) => {
+                    emf::encode_security(r, &self.opts, &mut self.buf);
+                }
             }
         }
         previous
@@ -80,13 +84,14 @@ impl Deliver for StdoutSink {
         Ok(StdoutSink::new(config.emf.clone()))
     }
 
-    /// Metrics only: the function's log lines are in CloudWatch already. Of what the
+    /// Metrics only: the function's log lines are in CloudWatch already; of log records,
+    /// the guard's findings, as `SecurityFindings`. Of what the
     /// OTLP receiver took in, the metric points with an unambiguous EMF form
     /// ([`received`]); the receiver counts the rest as not deliverable to this sink
     /// (`receiver::UNDELIVERABLE_STDOUT`).
     fn accepts(item: &Item) -> bool {
         match item {
-            Item::Log(_) => false,
+            Item::Log(r) => emf::security_kind(r).is_some(),
             Item::Otlp(r) => received::emf_points(r) > 0,
             _ => true,
         }

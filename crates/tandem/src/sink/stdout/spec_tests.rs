@@ -3,7 +3,7 @@
 //! specification (checked by [`check_emf`], written from the specification, not from
 //! the encoder).
 
-use super::encode::{encode_health, encode_invocation};
+use super::encode::{encode_health, encode_invocation, encode_security};
 use crate::config::Config;
 use crate::model::{HealthSnapshot, Invocation};
 use proptest::prelude::*;
@@ -205,6 +205,8 @@ proptest! {
         inv in any_invocation(),
         health in any_health(),
         previous in proptest::option::of(any_health()),
+        kind in prop_oneof!["process|network|file|guard", any_text()],
+        finding_ms in 0u64..4_000_000_000_000,
     ) {
         let (cfg, _) = Config::load_with(
             |k| match k {
@@ -221,5 +223,13 @@ proptest! {
         out.clear();
         encode_health(&health, previous.as_ref(), &cfg.emf, &mut out);
         prop_assert_eq!(check_emf(&out, health.time_ms), Ok(()), "{}", String::from_utf8_lossy(&out));
+        out.clear();
+        let mut finding = crate::guard::finding::Finding::stopped("x", None).to_log_record(finding_ms);
+        finding.attributes.insert("security.kind".into(), kind.into());
+        if encode_security(&finding, &cfg.emf, &mut out) {
+            prop_assert_eq!(check_emf(&out, finding_ms), Ok(()), "{}", String::from_utf8_lossy(&out));
+        } else {
+            prop_assert!(out.is_empty());
+        }
     }
 }
