@@ -118,25 +118,11 @@ impl Pool {
     }
 
     /// Runs one invocation on an idle environment, or a new one, or after waiting for one.
+    /// It runs to its end even when the caller stops waiting (a client that hung up), as
+    /// in Lambda, so that its environment is always handed back.
     pub async fn invoke_with(&self, request: InvokeRequest) -> Result<InvokeOutcome, Error> {
-        let permit = self.inner.admit().await?;
-        let (n, env) = match self.inner.take_idle() {
-            Some(found) => found,
-            None => self.inner.cold_start().await?,
-        };
-        let result = env.invoke_with(request).await;
-        let reusable = match &result {
-            Ok(out) => {
-                let limit = self.inner.base.timeout + PHASE_GRACE;
-                env.wait_invoke_end(&out.result.request_id, limit).await;
-                true
-            }
-            Err(Error::Gone) => false,
-            Err(_) => true,
-        };
-        self.inner.release(n, reusable);
-        drop(permit);
-        result
+        let inner = self.inner.clone();
+        tokio::spawn(async move { inner.invoke(request).await }).await.unwrap_or(Err(Error::Gone))
     }
 
     /// Environments started so far (cold starts).
@@ -183,6 +169,27 @@ impl Pool {
 }
 
 impl Inner {
+    async fn invoke(&self, request: InvokeRequest) -> Result<InvokeOutcome, Error> {
+        let permit = self.admit().await?;
+        let (n, env) = match self.take_idle() {
+            Some(found) => found,
+            None => self.cold_start().await?,
+        };
+        let result = env.invoke_with(request).await;
+        let reusable = match &result {
+            Ok(out) => {
+                let limit = self.base.timeout + PHASE_GRACE;
+                env.wait_invoke_end(&out.result.request_id, limit).await;
+                true
+            }
+            Err(Error::Gone) => false,
+            Err(_) => true,
+        };
+        self.release(n, reusable);
+        drop(permit);
+        result
+    }
+
     /// A permit to use one environment: at once when one is free, else in the queue
     /// while it has room.
     async fn admit(&self) -> Result<OwnedSemaphorePermit, Error> {

@@ -320,3 +320,21 @@ async fn a_pool_at_its_limit_queues_then_throttles_with_429() {
     within(DEADLINE, "pool shutdown", pool.shutdown()).await;
     assert_eq!(pool.live(), 0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_caller_that_stops_waiting_does_not_leak_its_environment() {
+    let pool = Arc::new(Pool::new(echo_config(), PoolConfig { concurrency: 1, idle_timeout: None }, None));
+    let p = pool.clone();
+    let abandoned = tokio::spawn(async move {
+        p.invoke_with(InvokeRequest { payload: Bytes::from_static(br#"{"sleep_ms":500}"#), ..Default::default() }).await
+    });
+    poll(DEADLINE, "the invocation runs", || (pool.live() == 1).then_some(())).await;
+    // The caller goes away (as a client that hangs up): the invocation still ends and
+    // hands its environment back, so the next call reuses it instead of a second one.
+    abandoned.abort();
+    let next = InvokeRequest { payload: Bytes::from_static(b"{}"), ..Default::default() };
+    let out = within(DEADLINE, "the next call", pool.invoke_with(next)).await.expect("it ran");
+    assert_eq!(out.result.function_error, None);
+    assert_eq!((pool.started(), pool.live()), (1, 1), "one environment, never a second");
+    within(DEADLINE, "pool shutdown", pool.shutdown()).await;
+}
