@@ -23,6 +23,10 @@ fn free_port() -> u16 {
     l.local_addr().expect("its address").port()
 }
 
+fn script(name: &str) -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/py").join(name)
+}
+
 /// What the OTLP receiver accepted, listed by `opentelemetry-proto`.
 fn listed(otlp: &Receiver, dir: &Path) -> Value {
     let reqs = dir.join("requests");
@@ -32,8 +36,12 @@ fn listed(otlp: &Receiver, dir: &Path) -> Value {
         let signal = r.path.rsplit('/').next().unwrap_or_default();
         std::fs::write(reqs.join(format!("{i:03}-{signal}.pb")), &r.body).expect("write a request");
     }
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/py/list_otlp.py");
-    let out = Command::new(python()).arg(script).arg(&reqs).output().expect("run list_otlp.py");
+    list_dir(&reqs)
+}
+
+/// The requests in `reqs` (NNN-SIGNAL.pb), listed by `opentelemetry-proto`.
+fn list_dir(reqs: &Path) -> Value {
+    let out = Command::new(python()).arg(script("list_otlp.py")).arg(reqs).output().expect("run list_otlp.py");
     assert!(out.status.success(), "list_otlp.py: {}", String::from_utf8_lossy(&out.stderr));
     serde_json::from_slice(&out.stdout).expect("list_otlp.py prints JSON")
 }
@@ -60,7 +68,9 @@ async fn python_env_timeout(dir: &Path, env: &[(&str, String)], timeout: Duratio
         ("TANDEM_LOG_LEVEL", "debug".to_owned()),
         ("TANDEM_FLUSH", "end".to_owned()),
     ];
-    cfg.env.extend(base.into_iter().map(|(k, v)| (k.to_owned(), v)));
+    // A setting of the test's replaces the base one.
+    let base = base.into_iter().filter(|(k, _)| !env.iter().any(|(e, _)| e == k));
+    cfg.env.extend(base.map(|(k, v)| (k.to_owned(), v)));
     cfg.env.extend(env.iter().map(|(k, v)| ((*k).to_owned(), v.clone())));
     let env = Environment::start(cfg).await.expect("the environment starts");
     let (status, error) = env.init_outcome().expect("init ended");
@@ -237,6 +247,31 @@ async fn what_the_receiver_acknowledged_before_a_crash_arrives() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// echo-fn with tandem: its otlp sink to `endpoint`, its OTLP/HTTP receiver on `port`,
+/// and `extra` settings (over these).
+async fn echo_env(dir: &Path, endpoint: String, port: u16, extra: &[(&str, String)]) -> std::sync::Arc<Environment> {
+    let mut env = vec![
+        ("TANDEM_SINKS", "otlp".to_owned()),
+        ("TANDEM_OTLP_ENDPOINT", endpoint),
+        ("TANDEM_OTLP_RECEIVER", "http".to_owned()),
+        ("TANDEM_OTLP_RECEIVER_HTTP_PORT", port.to_string()),
+        ("TANDEM_FLUSH", "end".to_owned()),
+    ];
+    env.retain(|(k, _)| !extra.iter().any(|(e, _)| e == k));
+    env.extend(extra.iter().cloned());
+    std::sync::Arc::new(start(dir, &env, |c| c.timeout = Duration::from_secs(30)).await)
+}
+
+/// Runs an invocation in the background (the environment is frozen between
+/// invocations: a client talks to tandem during one).
+fn during(
+    env: &std::sync::Arc<Environment>,
+    payload: Value,
+) -> tokio::task::JoinHandle<tandem_emulator::InvokeOutcome> {
+    let env = env.clone();
+    tokio::spawn(async move { invoke(&env, payload).await })
+}
+
 /// One HTTP/1.1 request on a fresh connection; the whole answer.
 fn raw_answer(port: u16, head: &str, body: &[u8]) -> Vec<u8> {
     let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect to the receiver");
@@ -306,26 +341,15 @@ async fn a_sink_down_makes_the_receiver_answer_retryably_and_nothing_is_lost_onc
     let otlp = Receiver::start().await;
     otlp.set_mode(Mode::Unavailable);
     let port = free_port();
-    let env = start(
-        &dir,
-        &[
-            ("TANDEM_SINKS", "otlp".to_owned()),
-            ("TANDEM_OTLP_ENDPOINT", otlp.url("")),
-            ("TANDEM_OTLP_RECEIVER", "http".to_owned()),
-            ("TANDEM_OTLP_RECEIVER_HTTP_PORT", port.to_string()),
-            // The smallest bound: 64 KiB in memory, no spool.
-            ("TANDEM_BUFFER_MAX_BYTES", "64KiB".to_owned()),
-            ("TANDEM_SPOOL_MAX_BYTES", "0".to_owned()),
-            ("TANDEM_RETRY_MAX_MS", "200".to_owned()),
-        ],
-        |c| c.timeout = Duration::from_secs(30),
-    )
-    .await;
-    let env = std::sync::Arc::new(env);
-    let during = |payload: Value| {
-        let env = env.clone();
-        tokio::spawn(async move { invoke(&env, payload).await })
-    };
+    let extra = [
+        // The smallest bound: 64 KiB in memory, no spool.
+        ("TANDEM_BUFFER_MAX_BYTES", "64KiB".to_owned()),
+        ("TANDEM_SPOOL_MAX_BYTES", "0".to_owned()),
+        ("TANDEM_RETRY_MAX_MS", "200".to_owned()),
+        ("TANDEM_FLUSH", "adaptive".to_owned()),
+    ];
+    let env = echo_env(&dir, otlp.url(""), port, &extra).await;
+    let during = |payload: Value| during(&env, payload);
     // While the sink is down: exports are taken until the bound, then refused retryably.
     let running = during(json!({"sleep_ms": 1500}));
     tokio::time::sleep(Duration::from_millis(300)).await;
@@ -392,6 +416,62 @@ async fn a_sink_down_makes_the_receiver_answer_retryably_and_nothing_is_lost_onc
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_otlp_sink_exports_over_grpc_to_a_grpcio_server_with_what_was_received() {
+    use std::io::BufRead;
+    use std::process::Stdio;
+    let dir = tempdir("receiver-sink-grpc");
+    let reqs = dir.join("grpc-requests");
+    let mut server = Command::new(python())
+        .arg(script("grpc_otlp_server.py"))
+        .arg(&reqs)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("start the grpcio server");
+    let mut first = String::new();
+    std::io::BufReader::new(server.stdout.take().expect("its stdout"))
+        .read_line(&mut first)
+        .expect("the server prints its port");
+    let grpc_port: u16 = first.trim().parse().unwrap_or_else(|_| panic!("a port, not {first:?}"));
+    let port = free_port();
+    let env =
+        echo_env(&dir, format!("http://127.0.0.1:{grpc_port}"), port, &[("TANDEM_OTLP_PROTOCOL", "grpc".to_owned())])
+            .await;
+    let logged = lines("grpc-sink", 3);
+    let running = during(&env, json!({"log": logged, "sleep_ms": 1500}));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let status = tokio::task::spawn_blocking(move || {
+        post(port, "/v1/traces", "application/x-protobuf", "", &spans_request("grpc-received", 5)).0
+    })
+    .await
+    .expect("the client runs");
+    assert_eq!(status, 200);
+    assert_eq!(running.await.expect("invocation").result.status, tandem_wire::Status::Success);
+    let env = std::sync::Arc::try_unwrap(env).unwrap_or_else(|_| panic!("the invocation is done"));
+    env.shutdown().await;
+    drop(server.stdin.take());
+    let stopped = eventually(Duration::from_secs(10), || matches!(server.try_wait(), Ok(Some(_)))).await;
+    if !stopped {
+        let _ = server.kill();
+        let _ = server.wait();
+    }
+    let got = list_dir(&reqs);
+    let bodies: Vec<String> = items(&got, "logs")
+        .into_iter()
+        .filter(|l| l["scope"] == "tandem")
+        .filter_map(|l| l["body"].as_str().map(str::to_owned))
+        .collect();
+    exactly_once("tandem's log records over gRPC", &bodies, &logged);
+    let spans = items(&got, "spans");
+    let names: Vec<String> =
+        spans.iter().filter(|s| s["scope"] != "tandem").filter_map(|s| s["name"].as_str().map(str::to_owned)).collect();
+    let want: Vec<String> = (0..5).map(|i| format!("grpc-received-{i}")).collect();
+    exactly_once("received spans over gRPC", &names, &want);
+    assert!(spans.iter().any(|s| s["scope"] == "tandem"), "tandem's invocation spans too: {spans:#?}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 /// A metrics export as an SDK sends it: a resource, a scope, a gauge and a sum.
 fn metrics_request() -> Vec<u8> {
     use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
@@ -443,24 +523,8 @@ async fn bad_requests_get_the_right_status_and_good_ones_arrive_once() {
     let dir = tempdir("receiver-bad-input");
     let otlp = Receiver::start().await;
     let port = free_port();
-    let env = start(
-        &dir,
-        &[
-            ("TANDEM_SINKS", "otlp".to_owned()),
-            ("TANDEM_OTLP_ENDPOINT", otlp.url("")),
-            ("TANDEM_OTLP_RECEIVER", "http".to_owned()),
-            ("TANDEM_OTLP_RECEIVER_HTTP_PORT", port.to_string()),
-            ("TANDEM_FLUSH", "end".to_owned()),
-        ],
-        |c| c.timeout = Duration::from_secs(30),
-    )
-    .await;
-    // The environment is frozen between invocations: talk to tandem during one.
-    let env = std::sync::Arc::new(env);
-    let running = {
-        let env = env.clone();
-        tokio::spawn(async move { invoke(&env, json!({"sleep_ms": 4000})).await })
-    };
+    let env = echo_env(&dir, otlp.url(""), port, &[]).await;
+    let running = during(&env, json!({"sleep_ms": 4000}));
     tokio::time::sleep(Duration::from_millis(500)).await;
     let answers = tokio::task::spawn_blocking(move || {
         let pb = "application/x-protobuf";
