@@ -42,13 +42,23 @@ pub fn batch(invocations: usize, lines: usize) -> (Vec<u8>, usize) {
 
 /// One pass of tandem's pipeline over `body`; returns the bytes of OTLP produced.
 pub fn tandem_pass(body: &[u8], resource: &Resource) -> usize {
+    encode_items(&tandem_items(body), resource)
+}
+
+/// The intake's records for `body` (empty when it does not parse).
+pub fn tandem_items(body: &[u8]) -> Vec<Item> {
     let events = match tandem_wire::parse_events(body) {
         Ok(b) => b.events,
-        Err(_) => return 0,
+        Err(_) => return Vec::new(),
     };
     let mut pipeline = Pipeline::new(CorrelatorOptions::default(), Vec::new());
     let mut items = Vec::with_capacity(events.len());
     pipeline.ingest(events, "[tandem] ", 0, &mut items);
+    items
+}
+
+/// `items` encoded as OTLP logs, metrics and traces; returns the bytes produced.
+pub fn encode_items(items: &[Item], resource: &Resource) -> usize {
     let logs = items.iter().filter_map(|i| match i {
         Item::Log(l) => Some(l),
         _ => None,

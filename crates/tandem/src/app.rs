@@ -68,6 +68,8 @@ struct Shared {
     startup_problems: Mutex<Vec<String>>,
     /// Locked only by jobs on the intake thread.
     pipeline: Mutex<Pipeline>,
+    /// The correlator's acknowledged events on disk (locked after `pipeline`).
+    journal: Mutex<crate::journal::Journal>,
     intake: intake::Intake,
     /// Recent runtimeDone times (request id, ms since the epoch), newest last: read on
     /// the runtime thread without waiting for the intake.
@@ -125,6 +127,9 @@ impl App {
             shared: Arc::new(Shared {
                 startup_problems: Mutex::new(startup),
                 pipeline: Mutex::new(pipeline),
+                journal: Mutex::new(crate::journal::Journal::new(
+                    (config.spool.max_bytes > 0).then_some(config.spool.dir.as_path()),
+                )),
                 intake: intake::Intake::default(),
                 runtime_done: Mutex::new(VecDeque::new()),
                 delivery,
@@ -187,6 +192,7 @@ impl Shared {
     /// intake thread.
     fn ingest(&self, events: Vec<Event>, now: u64, malformed: u64) {
         let mut items = Vec::with_capacity(events.len());
+        self.restore_held(&mut items);
         let intake = lock(&self.pipeline).ingest(events, tandem_sdk::log_prefix(), now, &mut items);
         for p in &intake.problems {
             diag::warn(p);
@@ -211,6 +217,28 @@ impl Shared {
         }
         self.delivery.set_parse_errors(malformed);
         self.delivery.push(items, now);
+        self.save_held();
+    }
+
+    /// Before the first batch: rebuilds the invocations a killed process held (see
+    /// [`crate::journal`]); they end as partial records unless completed.
+    fn restore_held(&self, items: &mut Vec<Item>) {
+        let held = lock(&self.journal).load();
+        if held.is_empty() {
+            return;
+        }
+        items.extend(lock(&self.pipeline).restore(&held));
+        diag::info(format_args!(
+            "rebuilt {} events of invocations a previous process held without their report",
+            held.len()
+        ));
+    }
+
+    /// Keeps the correlator's acknowledged events on disk (after the batch's records
+    /// were written ahead: a kill in between re-sends, never loses).
+    fn save_held(&self) {
+        let pipeline = lock(&self.pipeline);
+        lock(&self.journal).save(pipeline.held());
     }
 
     async fn background_flush(self: Arc<Self>, budget: Duration) {
@@ -359,7 +387,11 @@ impl Handler for App {
         }
         // After every batch already handed to the intake (bounded by the deadline).
         let shared = s.clone();
-        let finish = s.intake.run(move || lock(&shared.pipeline).finish());
+        let finish = s.intake.run(move || {
+            let partial = lock(&shared.pipeline).finish();
+            shared.save_held();
+            partial
+        });
         let until = drain.deadline.checked_sub(LAST_RESORT_RESERVE).unwrap_or(drain.deadline);
         if let Ok(Ok(partial)) = tokio::time::timeout_at(until.into(), finish).await {
             s.delivery.push(partial, now_ms());

@@ -66,6 +66,7 @@ pub mod flush;
 pub mod guard;
 pub mod health;
 pub mod invocation;
+pub mod journal;
 pub mod logs;
 pub mod model;
 pub mod pipeline;

@@ -107,6 +107,18 @@ impl Pipeline {
         intake
     }
 
+    /// The events the intake acknowledged that are in no record yet (the invocations
+    /// waiting for their report), see [`crate::invocation::Correlator::held`].
+    pub fn held(&self) -> impl Iterator<Item = (u64, &Record)> {
+        self.correlator.held()
+    }
+
+    /// Rebuilds what a previous process held; returns records it completes (none
+    /// unless the held events were inconsistent).
+    pub fn restore(&mut self, events: &[(u64, Record)]) -> Vec<Item> {
+        self.correlator.restore(events).into_iter().map(Item::from).collect()
+    }
+
     /// Ends the intake (at SHUTDOWN): invocations still waiting for their report, as
     /// partial records.
     pub fn finish(&mut self) -> Vec<Item> {

@@ -242,13 +242,72 @@ async fn a_kill_9_loses_no_acknowledged_record_and_resends_none() {
     // key it has seen gets each record once.
     let mut seen_keys = std::collections::HashSet::new();
     let mut got = Vec::new();
+    let mut invocations = Vec::new();
     for r in http.accepted() {
         let key = r.idempotency_key.clone().expect("every request has an Idempotency-Key");
         if seen_keys.insert(key) {
-            got.extend(ndjson_messages(&String::from_utf8_lossy(&r.body)));
+            let body = String::from_utf8_lossy(&r.body);
+            got.extend(ndjson_messages(&body));
+            invocations.extend(
+                ndjson_of(&body, "invocation").iter().filter_map(|v| v["requestId"].as_str().map(str::to_owned)),
+            );
         }
     }
+    // Every invocation whose platform.start tandem acknowledged has its record, once,
+    // even those whose report never reached the killed process (rebuilt from the
+    // journal by the next one, and sent as partial records).
+    let started: Vec<String> = env
+        .delivered_events("tandem")
+        .iter()
+        .filter(|e| e["type"] == "platform.start")
+        .filter_map(|e| e["record"]["requestId"].as_str().map(str::to_owned))
+        .collect();
+    assert!(started.len() >= 12, "{started:?}");
+    exactly_once("invocation records", &invocations, &started);
     let want: Vec<String> = acknowledged.iter().map(|l| l.trim_end().to_owned()).collect();
     exactly_once("after two kill -9", &got, &want);
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+/// `kill -9` of tandem after it acknowledged an invocation's `platform.start` and
+/// `platform.runtimeDone` but before the `platform.report` that completes its record:
+/// the next process rebuilds the invocation from the journal, so its record keeps what
+/// those events carried (start time, produced bytes, response latency).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_kill_9_before_the_report_keeps_what_the_invocation_had() {
+    let dir = tempdir("journal-kill9");
+    let http = Receiver::start().await;
+    // `end`: each invocation waits for its runtimeDone, so start and runtimeDone are
+    // acknowledged before the freeze; the report comes at the next thaw.
+    let env = start_http(&dir, http.url("/ingest"), &[("TANDEM_FLUSH", "end")]).await;
+    for i in 0..3 {
+        invoke(&env, json!({"log": lines(&format!("journal{i}"), 2)})).await;
+    }
+    let frozen = eventually(Duration::from_secs(5), || {
+        env.observations().last().is_some_and(|o| matches!(o.what, Observation::Frozen))
+    })
+    .await;
+    assert!(frozen, "the environment froze after the invocation");
+    let pid = *tandem_pids(&env).last().expect("tandem runs");
+    let status = std::process::Command::new("kill").args(["-9", &pid.to_string()]).status().expect("run kill");
+    assert!(status.success());
+    for i in 0..3 {
+        invoke(&env, json!({"log": lines(&format!("journalafter{i}"), 2)})).await;
+    }
+    env.shutdown().await;
+    let done: Vec<String> = env
+        .delivered_events("tandem")
+        .iter()
+        .filter(|e| e["type"] == "platform.runtimeDone")
+        .filter_map(|e| e["record"]["requestId"].as_str().map(str::to_owned))
+        .collect();
+    let records = ndjson_of(&http.ndjson(), "invocation");
+    for id in &done {
+        let r: Vec<&serde_json::Value> = records.iter().filter(|r| r["requestId"] == id.as_str()).collect();
+        assert_eq!(r.len(), 1, "{id}: one invocation record: {records:#?}");
+        for field in ["startMs", "producedBytes", "responseLatencyMs"] {
+            assert!(!r[0][field].is_null(), "{id}: {field} kept across the kill: {}", r[0]);
+        }
+    }
     let _ = std::fs::remove_dir_all(dir);
 }

@@ -139,11 +139,23 @@ struct Pending {
     trace: Option<Trace>,
     done: Option<Done>,
     oom_log: bool,
+    /// The events that made this state (time, record): what a new process needs to
+    /// rebuild it after a `kill -9` (see [`Correlator::held`]).
+    events: Vec<(u64, Record)>,
 }
 
 impl Pending {
     fn new(id: &str, seen_ms: u64) -> Pending {
-        Pending { id: id.to_owned(), seen_ms, start_ms: None, version: None, trace: None, done: None, oom_log: false }
+        Pending {
+            id: id.to_owned(),
+            seen_ms,
+            start_ms: None,
+            version: None,
+            trace: None,
+            done: None,
+            oom_log: false,
+            events: Vec::new(),
+        }
     }
 }
 
@@ -229,11 +241,16 @@ impl Correlator {
         match record {
             Record::Function(line) if line_is_oom(line) => {
                 if let Some(id) = self.current.clone() {
-                    self.entry(&id, time_ms, &mut out).oom_log = true;
+                    let p = self.entry(&id, time_ms, &mut out);
+                    if !p.oom_log {
+                        p.events.push((time_ms, record.clone()));
+                    }
+                    p.oom_log = true;
                 }
             }
             Record::Start(s) => {
                 let p = self.entry(&s.request_id, time_ms, &mut out);
+                p.events.push((time_ms, record.clone()));
                 p.start_ms = Some(time_ms);
                 p.version.clone_from(&s.version);
                 if let Some(t) = &s.tracing {
@@ -246,6 +263,7 @@ impl Correlator {
             }
             Record::RuntimeDone(r) => {
                 let p = self.entry(&r.request_id, time_ms, &mut out);
+                p.events.push((time_ms, record.clone()));
                 p.done = Some(done_of(r));
                 if p.trace.is_none() {
                     p.trace = r.tracing.as_ref().map(Trace::from_context);
@@ -286,6 +304,27 @@ impl Correlator {
             Record::InitReport(r) | Record::RestoreReport(r) => self.init_report(r),
             _ => {}
         }
+        out
+    }
+
+    /// The events behind the invocations still waiting for their report (time,
+    /// record), oldest first: acknowledged to Lambda but in no record yet. The extension
+    /// keeps them on disk so that a new process rebuilds them ([`Correlator::restore`]).
+    /// Init events are not kept: a new process gets its own init.
+    pub fn held(&self) -> impl Iterator<Item = (u64, &Record)> {
+        self.pending.iter().flat_map(|p| p.events.iter().map(|(t, r)| (*t, r)))
+    }
+
+    /// Rebuilds the invocations a previous process held (see [`Correlator::held`]).
+    /// They belong to no current request: new log lines are not attributed to them,
+    /// and they end as partial records unless their report comes.
+    pub fn restore(&mut self, events: &[(u64, Record)]) -> Vec<Invocation> {
+        let current = self.current.take();
+        let mut out = Vec::new();
+        for (t, r) in events {
+            out.extend(self.observe_at(*t, r));
+        }
+        self.current = current;
         out
     }
 
