@@ -86,7 +86,7 @@ pub struct Receiver {
     state: Arc<State>,
     lanes: Arc<dyn Lanes>,
     /// The lanes' bound, bytes: a request is refused (retryably) when the fullest lane
-    /// would go over it.
+    /// would go over it (unless that lane is empty).
     capacity: u64,
     stdout: bool,
 }
@@ -99,8 +99,11 @@ impl Receiver {
         if *closed {
             return Admission::Closed;
         }
+        // Over the bound only with something waiting: a request larger than the bound
+        // alone is taken when the lanes are empty, or it would be refused forever.
         let size = received.approx_size() as u64;
-        if self.lanes.pending_bytes().saturating_add(size) > self.capacity {
+        let pending = self.lanes.pending_bytes();
+        if pending > 0 && pending.saturating_add(size) > self.capacity {
             return Admission::Busy;
         }
         received.time_ms = time_ms;

@@ -98,11 +98,32 @@ async fn full_lanes_and_shutdown_are_retryable_refusals() {
     }
     lanes.pending.store(0, Ordering::SeqCst);
     assert_eq!(client.export(Signal::Traces, &HeaderMap::new(), &spans(4), false).await, Attempt::Ok);
-    assert_eq!(lanes.dropped.load(Ordering::SeqCst), 4, "stdout cannot carry them: counted, not silent");
+    // Larger than the bound alone: taken only while nothing waits.
+    let big = {
+        let span = |i: u16| Span {
+            trace_id: vec![1; 16],
+            span_id: vec![2; 8],
+            name: format!("{i}-{}", "x".repeat(600)),
+            ..Span::default()
+        };
+        ExportTraceServiceRequest {
+            resource_spans: vec![ResourceSpans {
+                scope_spans: vec![ScopeSpans { spans: (0..1000).map(span).collect(), ..ScopeSpans::default() }],
+                ..ResourceSpans::default()
+            }],
+        }
+        .encode_to_vec()
+    };
+    assert!(big.len() * 3 > 1 << 20, "the request's estimate is over the 1 MiB bound");
+    lanes.pending.store(1, Ordering::SeqCst);
+    assert!(matches!(client.export(Signal::Traces, &HeaderMap::new(), &big, false).await, Attempt::Retry { .. }));
+    lanes.pending.store(0, Ordering::SeqCst);
+    assert_eq!(client.export(Signal::Traces, &HeaderMap::new(), &big, false).await, Attempt::Ok);
+    assert_eq!(lanes.dropped.load(Ordering::SeqCst), 1004, "stdout cannot carry spans: counted, not silent");
     state.close();
     match client.export(Signal::Traces, &HeaderMap::new(), &spans(1), false).await {
         Attempt::Retry { reason, .. } => assert!(reason.contains("shutting down"), "{reason}"),
         other => panic!("{other:?}"),
     }
-    assert_eq!(lanes.items.lock().unwrap().len(), 1, "only the one taken while open and not full");
+    assert_eq!(lanes.items.lock().unwrap().len(), 2, "only those taken while open and not full");
 }
