@@ -71,6 +71,8 @@ async fn start(dir: &Path, env: &[(&str, String)]) -> Environment {
         ("PYTHONPATH", py_dir.display().to_string()),
         ("TMPDIR", tmp.display().to_string()),
         ("TANDEM_SINKS", "file".to_owned()),
+        // Parallel tests leave the OTLP receiver's fixed ports alone.
+        ("TANDEM_OTLP_RECEIVER", "off".to_owned()),
         ("TANDEM_FILE_PATH", dir.join("records.ndjson").display().to_string()),
         ("TANDEM_SPOOL_DIR", dir.join("spool").display().to_string()),
         ("TANDEM_LOG_LEVEL", "debug".to_owned()),

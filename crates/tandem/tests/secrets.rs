@@ -189,6 +189,8 @@ fn function_config(dir: &Path, aws_url: &str, token: &str, extra: &[(&str, Strin
         ("SECRETS_MANAGER_TIMEOUT_MILLIS", s("5000")),
         ("SSM_PARAMETER_STORE_TIMEOUT_MILLIS", s("5000")),
         ("TANDEM_SINKS", s("file")),
+        // Parallel tests leave the OTLP receiver's fixed ports alone.
+        ("TANDEM_OTLP_RECEIVER", s("off")),
         ("TANDEM_FILE_PATH", dir.join("records.ndjson").display().to_string()),
         ("TANDEM_SPOOL_DIR", dir.join("spool").display().to_string()),
         ("TANDEM_LOG_LEVEL", s("debug")),

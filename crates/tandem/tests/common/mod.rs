@@ -65,6 +65,9 @@ pub async fn start(dir: &Path, env: &[(&str, String)], tune: impl FnOnce(&mut Co
     cfg.env.push(("TANDEM_SPOOL_DIR".into(), dir.join("spool").display().to_string()));
     cfg.env.push(("TANDEM_FILE_PATH".into(), dir.join("records.ndjson").display().to_string()));
     cfg.env.push(("TANDEM_LOG_LEVEL".into(), "debug".into()));
+    // Tests run in parallel: the OTLP receiver's fixed ports (4318, 4317) are left alone
+    // unless a test asks for the receiver (tests/receiver.rs, on free ports).
+    cfg.env.push(("TANDEM_OTLP_RECEIVER".into(), "off".into()));
     for (k, v) in env {
         cfg.env.push(((*k).to_owned(), v.clone()));
     }
