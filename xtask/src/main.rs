@@ -8,6 +8,7 @@ mod fuzz;
 mod layer;
 mod new_extension;
 mod setup;
+mod soak;
 mod template_check;
 mod test;
 mod util;
@@ -35,6 +36,9 @@ commands:
   fuzz [--time S] [--target NAME]
                          run the cargo-fuzz targets of fuzz/ (nightly), S seconds each (default 60),
                          from the checked-in seed corpus; a crash fails and leaves its input in fuzz/artifacts/
+  soak [--minutes N] [--seed S]
+                         build in release and run the no-loss soak (default 2 minutes): tandem delivering
+                         to a file and to faulty http/otlp receivers, with kill -9, timeouts, crashes, OOMs
   check-deploy           validate deploy/ (cfn-lint on the SAM template; terraform fmt, and
                          terraform validate when its providers can be installed)
   help                   this text";
@@ -50,6 +54,7 @@ fn main() -> ExitCode {
         Some("demo") => demo::run(&rest),
         Some("bench") => bench::run(&rest),
         Some("fuzz") => fuzz::run(&rest),
+        Some("soak") => soak::run(&rest),
         Some("check-deploy") => deploy::run(&rest),
         Some("new-extension") => new_extension::run(&rest),
         Some("template-check") => template_check::run(&rest),

@@ -4,10 +4,12 @@
 mod bench;
 mod demo;
 mod extension;
+mod faults;
 mod minimal_server;
 mod otlp_receiver;
 mod roundtrip;
 mod sink_server;
+mod soak;
 mod stats;
 mod throughput;
 
@@ -121,8 +123,35 @@ async fn main() -> ExitCode {
             }
             ExitCode::SUCCESS
         }
+        Some("soak") => {
+            let minutes = match flag(&args, "--minutes").map(|v| v.parse::<f64>()) {
+                None => 2.0,
+                Some(Ok(m)) if m > 0.0 && m.is_finite() => m,
+                Some(_) => {
+                    eprintln!("tandem-harness: --minutes takes a positive number");
+                    return ExitCode::from(2);
+                }
+            };
+            let seed = match flag(&args, "--seed").map(|v| v.parse::<u64>()) {
+                None => 14,
+                Some(Ok(s)) => s,
+                Some(Err(_)) => {
+                    eprintln!("tandem-harness: --seed takes a number");
+                    return ExitCode::from(2);
+                }
+            };
+            let out = flag(&args, "--out").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("target/soak"));
+            match soak::run(&bins, &soak::Options { minutes, seed, out }).await {
+                Ok(true) => ExitCode::SUCCESS,
+                Ok(false) => ExitCode::from(1),
+                Err(e) => {
+                    eprintln!("tandem-harness: soak failed: {e}");
+                    ExitCode::from(1)
+                }
+            }
+        }
         _ => {
-            eprintln!("usage: tandem-harness <demo [--invocations N] [--out DIR] | bench [--quick] [--out DIR] | throughput [--quick] | roundtrip>");
+            eprintln!("usage: tandem-harness <demo [--invocations N] [--out DIR] | bench [--quick] [--out DIR] | throughput [--quick] | roundtrip | soak [--minutes N] [--seed S] [--out DIR]>");
             ExitCode::from(2)
         }
     }
