@@ -84,11 +84,19 @@ async fn answer(receiver: &Receiver, req: Request<Incoming>) -> Response<Full<By
     if declared.is_some_and(|n| n > MAX_BODY_BYTES as u64) {
         return too_large(encoding);
     }
-    let body = match tokio::time::timeout(BODY_TIMEOUT, Limited::new(req.into_body(), MAX_BODY_BYTES).collect()).await {
-        Err(_) => return status(StatusCode::REQUEST_TIMEOUT, encoding, code::UNAVAILABLE, "body not sent in time"),
-        Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => return too_large(encoding),
-        Ok(Err(e)) => return status(StatusCode::BAD_REQUEST, encoding, code::INVALID_ARGUMENT, &format!("body: {e}")),
-        Ok(Ok(b)) => b.to_bytes(),
+    // One of a few requests read and decoded at once (memory); the wait counts in the
+    // body's time.
+    let read = async {
+        let turn = receiver.decoding_turn().await;
+        (turn, Limited::new(req.into_body(), MAX_BODY_BYTES).collect().await)
+    };
+    let Ok((_turn, read)) = tokio::time::timeout(BODY_TIMEOUT, read).await else {
+        return status(StatusCode::REQUEST_TIMEOUT, encoding, code::UNAVAILABLE, "body not sent in time");
+    };
+    let body = match read {
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => return too_large(encoding),
+        Err(e) => return status(StatusCode::BAD_REQUEST, encoding, code::INVALID_ARGUMENT, &format!("body: {e}")),
+        Ok(b) => b.to_bytes(),
     };
     let inflated;
     let raw: &[u8] = if gzip {

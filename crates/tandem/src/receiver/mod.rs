@@ -31,6 +31,11 @@ use annotate::Current;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::{Arc, Mutex, RwLock};
 
+/// Requests read and decoded at once, over both listeners: each may hold its body (up
+/// to 8 MiB), the body inflated and the decoded messages, so this bounds the receiver's
+/// memory (an SDK sends at most one request per signal at a time).
+pub const DECODING_AT_ONCE: usize = 2;
+
 /// The health `dropped` reason of received items the `stdout` sink cannot carry.
 pub const UNDELIVERABLE_STDOUT: &str = "otlp_undeliverable_stdout";
 
@@ -89,9 +94,20 @@ pub struct Receiver {
     /// would go over it (unless that lane is empty).
     capacity: u64,
     stdout: bool,
+    /// [`DECODING_AT_ONCE`] permits.
+    decoding: tokio::sync::Semaphore,
 }
 
 impl Receiver {
+    fn new(state: Arc<State>, lanes: Arc<dyn Lanes>, capacity: u64, stdout: bool) -> Receiver {
+        Receiver { state, lanes, capacity, stdout, decoding: tokio::sync::Semaphore::new(DECODING_AT_ONCE) }
+    }
+
+    /// Waits for a turn to read and decode a request (see [`DECODING_AT_ONCE`]).
+    pub async fn decoding_turn(&self) -> Option<tokio::sync::SemaphorePermit<'_>> {
+        self.decoding.acquire().await.ok()
+    }
+
     /// Annotates `received` with the current invocation and pushes it, unless the
     /// lanes are full or closed. `time_ms` is now.
     pub fn offer(&self, mut received: Received, time_ms: u64) -> Admission {
@@ -143,7 +159,7 @@ pub fn start(
         ));
         return None;
     }
-    let receiver = Arc::new(Receiver { state, lanes, capacity, stdout: sinks.contains(&SinkKind::Stdout) });
+    let receiver = Arc::new(Receiver::new(state, lanes, capacity, sinks.contains(&SinkKind::Stdout)));
     if let Some(port) = cfg.http {
         if let Some(listener) = bind(port, "OTLP/HTTP") {
             tokio::spawn(http::serve(listener, Arc::clone(&receiver)));

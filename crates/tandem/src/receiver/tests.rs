@@ -50,12 +50,7 @@ async fn grpc_receiver(sinks: &[SinkKind]) -> (Arc<Recorder>, Arc<State>, Endpoi
     let state = Arc::new(State::default());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
-    let receiver = Arc::new(Receiver {
-        state: state.clone(),
-        lanes: lanes.clone(),
-        capacity: 1 << 20,
-        stdout: sinks.contains(&SinkKind::Stdout),
-    });
+    let receiver = Arc::new(Receiver::new(state.clone(), lanes.clone(), 1 << 20, sinks.contains(&SinkKind::Stdout)));
     tokio::spawn(grpc::serve(listener, receiver));
     (lanes, state, Endpoint::parse(&format!("http://127.0.0.1:{port}")).unwrap())
 }
