@@ -101,3 +101,34 @@ fn error_answers_are_google_rpc_status() {
     let json: serde_json::Value = serde_json::from_slice(&status_body(Encoding::Json, 14, "later")).unwrap();
     assert_eq!(json, serde_json::json!({"code": 14, "message": "later"}));
 }
+
+mod arbitrary_bodies {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+        /// Any bytes, in any encoding, for any signal: an answer, never a panic.
+        #[test]
+        fn any_body_decodes_or_is_refused(body in proptest::collection::vec(any::<u8>(), 0..512), signal in 0usize..3, json in any::<bool>()) {
+            let encoding = if json { Encoding::Json } else { Encoding::Protobuf };
+            match decode(Signal::ALL[signal], encoding, &body) {
+                Ok(d) => prop_assert!(d.rejected <= 512),
+                Err(Refusal::Malformed(why)) => prop_assert!(!why.is_empty()),
+                Err(Refusal::TooLarge) => prop_assert!(false, "decode never measures size"),
+            }
+            let _ = gunzip(&body, 1024);
+            let _ = crate::encode::grpc::deframe(&body);
+        }
+
+        /// A valid request with one byte changed: still an answer.
+        #[test]
+        fn a_mutated_request_never_panics(at in 0usize..64, byte in any::<u8>()) {
+            let mut body = spans_request(vec![span(1), span(2)]).encode_to_vec();
+            let i = at % body.len();
+            body[i] = byte;
+            let _ = decode(Signal::Traces, Encoding::Protobuf, &body);
+        }
+    }
+}
