@@ -3,9 +3,11 @@
 //! lanes ([`Delivery`]).
 //!
 //! Owns the answers to "when": a telemetry batch is acknowledged once every record in
-//! it is held (memory or spool); at INVOKE the policy decides; a blocking flush waits
-//! for the invocation's `platform.runtimeDone` and then spends at most the flush budget
-//! counted from that moment, so a slow or dead sink never delays `next` past it;
+//! it is held (memory or spool); at INVOKE the policy decides (records it finds too old
+//! for the next thaw are flushed there, within the budget, while the function runs); a
+//! blocking flush at the end waits for the invocation's `platform.runtimeDone` and then
+//! spends at most the flush budget counted from that moment, so a slow or dead sink
+//! never delays `next` past it;
 //! background flushes run in the flusher task on the policy's timer and never delay
 //! `next`; the intake (parsing lines, the rules, queueing) runs on its own thread
 //! ([`intake`]), never on the runtime thread that answers Lambda; at SHUTDOWN
@@ -346,7 +348,13 @@ impl Handler for App {
         let deadline_ms = event.deadline_ms;
         let (d, mode) = s.decide(|p, now, pending| p.on_invoke(now, Some(deadline_ms), pending));
         s.arm(d.next_timer);
-        if d.flush {
+        if d.flush && d.blocking {
+            // Records the next thaw would deliver too late: out now, while the function
+            // runs, before `next` (within the budget).
+            let outcomes = s.delivery.flush(FlushKind::Blocking, Instant::now() + d.budget).await;
+            lock(&s.policy).on_flushed(now_ms());
+            log_outcomes("flush at invoke", &outcomes);
+        } else if d.flush {
             s.command(Cmd::Kick(d.budget));
         } else if s.delivery.retry_due(now_ms()) {
             // A failing sink is retried while the function runs, never before `next`.

@@ -28,14 +28,19 @@
 //! gap makes the next invocations deliver before `next` until three short ones follow).
 //! It then chooses:
 //!
-//! - **Deliver at the next thaw** ([`Mode::Background`]) when the oldest record pending
-//!   (or, with nothing pending, the records this invocation is about to produce) would be
-//!   delivered by then within the bound: the extension calls `next` at once, and what is
-//!   pending goes out in the background at the next INVOKE, on the
-//!   [`AdaptiveOptions::interval_ms`] timer while thawed, or at SHUTDOWN.
+//! - **Deliver at the next thaw** ([`Mode::Background`]) when the records this invocation
+//!   is about to produce would be delivered by then within the bound: the extension
+//!   calls `next` at once, and what is pending goes out in the background at the next
+//!   INVOKE, on the [`AdaptiveOptions::interval_ms`] timer while thawed, or at SHUTDOWN.
 //! - **Deliver before `next`** ([`Mode::End`]) when the next thaw is expected later than
-//!   the bound measured from that oldest record: wait for runtimeDone and flush blocking
-//!   within the budget, as `end` does.
+//!   the bound from now: wait for runtimeDone and flush blocking within the budget, as
+//!   `end` does.
+//!
+//! A background flush only runs while the environment is thawed, that is while the
+//! function runs: for a function that takes a millisecond, one may need several thaws.
+//! So at INVOKE, records already pending that the next thaw would deliver past the bound
+//! are flushed at once, blocking `next` within the budget but overlapping the function's
+//! run instead of waiting for runtimeDone (a catch-up, [`Decision::blocking`] at INVOKE).
 //!
 //! At runtimeDone the same test is made again with what is then pending, and two guards
 //! flush blocking in any mode: the high-water marks
@@ -293,7 +298,9 @@ impl FlushPolicy {
             || now_ms.saturating_sub(oldest_ms) >= self.adaptive.max_delay_ms
     }
 
-    /// An INVOKE event arrived (`deadline_ms`: its `deadlineMs`).
+    /// An INVOKE event arrived (`deadline_ms`: its `deadlineMs`). A blocking decision here
+    /// (adaptive's catch-up) is a flush to finish before `next` without waiting for
+    /// runtimeDone.
     pub fn on_invoke(&mut self, now_ms: u64, deadline_ms: Option<u64>, pending: Pending) -> Decision {
         self.record_arrival(now_ms);
         self.deadline_ms = deadline_ms;
@@ -306,13 +313,16 @@ impl FlushPolicy {
             Strategy::Continuous(p) => self.tick_on_invoke(now_ms, p.as_millis() as u64, pending),
             Strategy::Adaptive => {
                 let d = self.tick_on_invoke(now_ms, self.adaptive.interval_ms, pending);
-                // The oldest record left for later: what this invocation produces from
-                // now on, or an older one this INVOKE does not flush.
-                let oldest = match pending.oldest_ms {
-                    Some(t) if !d.flush && !pending.is_empty() => t.min(now_ms),
-                    _ => now_ms,
-                };
-                self.current = if self.late(now_ms, oldest) { Mode::End } else { Mode::Background };
+                // What this invocation produces is buffered from now on.
+                self.current = if self.late(now_ms, now_ms) { Mode::End } else { Mode::Background };
+                let stale = !pending.is_empty() && pending.oldest_ms.is_some_and(|t| self.late(now_ms, t.min(now_ms)));
+                if self.current == Mode::Background && stale {
+                    // Background flushes did not get these out while thawed (a thaw
+                    // lasts as long as the function runs): out now, before `next`,
+                    // while the function runs, without waiting for runtimeDone.
+                    let budget = self.blocking_budget(now_ms);
+                    return Decision { flush: true, blocking: true, budget, next_timer: d.next_timer };
+                }
                 d
             }
         }
@@ -534,10 +544,12 @@ mod tests {
         assert_eq!(d.next_timer, Some(Duration::from_millis(500)));
     }
 
-    /// One simulated invocation: whether it flushed before `next`.
+    /// One simulated invocation: whether it waited for runtimeDone to flush before
+    /// `next`, and whether it flushed before `next` at INVOKE (a catch-up).
     #[derive(Debug, Clone, Copy, PartialEq, Eq)]
     struct Step {
         blocked: bool,
+        caught_up: bool,
     }
 
     /// What a run of invocations cost and how long records waited.
@@ -555,7 +567,14 @@ mod tests {
     /// blocking one right away. Frozen between invocations: timers never fire (each
     /// invocation is far shorter than the 1 s interval). Records still pending at the
     /// end are left for SHUTDOWN and not counted.
-    fn simulate(mut p: FlushPolicy, gaps: &[u64]) -> Run {
+    fn simulate(p: FlushPolicy, gaps: &[u64]) -> Run {
+        simulate_with(p, gaps, true)
+    }
+
+    /// [`simulate`], with background flushes that deliver nothing when
+    /// `background_delivers` is false (a function so short that the environment freezes
+    /// before a background request completes).
+    fn simulate_with(mut p: FlushPolicy, gaps: &[u64], background_delivers: bool) -> Run {
         let mut pending: Vec<(u64, usize)> = Vec::new(); // (buffered at, invocation)
         let mut waits_ms = vec![0; gaps.len() + 1];
         let mut steps = Vec::new();
@@ -572,8 +591,11 @@ mod tests {
         let mut t = T;
         for i in 0..=gaps.len() {
             let d = p.on_invoke(t, Some(t + 3_000), state(&pending));
-            if d.flush {
+            let caught_up = d.flush && d.blocking;
+            if d.flush && (background_delivers || caught_up) {
                 deliver(&mut pending, t + 5);
+            }
+            if d.flush {
                 p.on_flushed(t + 5);
             }
             let early = match p.mode() {
@@ -589,7 +611,7 @@ mod tests {
                 deliver(&mut pending, done);
                 p.on_flushed(done);
             }
-            steps.push(Step { blocked });
+            steps.push(Step { blocked, caught_up });
             t += gaps.get(i).copied().unwrap_or(0);
         }
         Run { steps, waits_ms: waits_ms[..gaps.len()].to_vec() }
@@ -601,6 +623,10 @@ mod tests {
 
     fn blocked(run: &Run) -> Vec<usize> {
         run.steps.iter().enumerate().filter(|(_, s)| s.blocked).map(|(i, _)| i).collect()
+    }
+
+    fn caught_up(run: &Run) -> Vec<usize> {
+        run.steps.iter().enumerate().filter(|(_, s)| s.caught_up).map(|(i, _)| i).collect()
     }
 
     const BOUND_MS: u64 = 60_000;
@@ -651,22 +677,15 @@ mod tests {
         assert_eq!(p.mode(), Mode::Background);
         assert_eq!(p.expected_next_thaw_ms(), None);
         assert!(!p.on_runtime_done(T + 1, some(4)).flush);
-        // Held since before the bound (e.g. replayed from the spool at start): the
-        // INVOKE sends it in the background at once.
+        // Held since before the bound (e.g. replayed from the spool at start): out at
+        // once, before `next`, while the function runs; no wait for runtimeDone.
         let mut p = adaptive();
         let old = Pending { records: 3, bytes: 600, oldest_ms: Some(T - BOUND_MS) };
         let d = p.on_invoke(T, Some(T + 3_000), old);
-        assert!(d.flush && !d.blocking);
-        assert_eq!(p.mode(), Mode::Background);
-        // Such a record left pending by an INVOKE that did not flush (one second's tick
-        // not due yet) is delivered before `next`.
-        p.on_flushed(T + 5);
-        let d = p.on_invoke(T + 200, Some(T + 3_200), old);
-        assert!(!d.flush, "flushed 195 ms ago: not due");
-        assert_eq!(p.mode(), Mode::End);
-        let d = p.on_runtime_done(T + 275, old);
         assert!(d.flush && d.blocking);
         assert_eq!(d.budget, BUDGET);
+        assert_eq!(p.mode(), Mode::Background);
+        assert!(!p.on_runtime_done(T + 1, old).flush, "only the high-water marks block in background mode");
         // Past a high-water mark, even on a cold start.
         let mut p = adaptive();
         p.on_invoke(T, None, Pending::default());
@@ -686,6 +705,19 @@ mod tests {
         assert_eq!(run.waits_ms[5], 600_000 - 5);
         let worst_after = run.waits_ms[6..].iter().max().copied().unwrap_or(0);
         assert!(worst_after <= 1_000, "{:?}", run.waits_ms);
+    }
+
+    #[test]
+    fn adaptive_catches_up_at_invoke_when_background_flushes_cannot_finish_while_thawed() {
+        // 15 s apart, and no background flush ever completes: every fourth invocation
+        // sends what is pending at INVOKE, before `next`, overlapping the function; none
+        // waits for runtimeDone, and no record waits longer than the bound.
+        let run = simulate_with(adaptive(), &[15_000; 9], false);
+        assert_eq!(blocked(&run), Vec::<usize>::new());
+        assert_eq!(caught_up(&run), vec![4, 8]);
+        assert!(run.waits_ms.iter().all(|&w| w <= BOUND_MS), "{:?}", run.waits_ms);
+        // With background flushes that work, there is nothing to catch up.
+        assert_eq!(caught_up(&simulate(adaptive(), &[15_000; 9])), Vec::<usize>::new());
     }
 
     #[test]
