@@ -58,30 +58,51 @@ pub async fn post_runtime(
     invocations: usize,
     event: &str,
 ) -> Result<Samples, String> {
+    post_runtime_paced(function, subject, 20, invocations, Duration::ZERO, event).await.map(Samples::new)
+}
+
+/// The `extensionOverhead` span (ms) of each of `invocations` invokes of `function`
+/// with `event`, in order, after `warm_up` unmeasured ones, `gap` apart (the
+/// environment frozen in between, as Lambda freezes it). The span runs from the
+/// runtime's `next` to the extension's: the post-runtime time Lambda adds to the
+/// invocation's billed duration.
+pub async fn post_runtime_paced(
+    function: &Path,
+    subject: &Subject,
+    warm_up: usize,
+    invocations: usize,
+    gap: Duration,
+    event: &str,
+) -> Result<Vec<f64>, String> {
     let env = Environment::start(config(function, subject)).await.map_err(|e| e.to_string())?;
     let mut ids = Vec::with_capacity(invocations);
-    for i in 0..invocations + 20 {
+    for i in 0..invocations + warm_up {
+        if i > warm_up && !gap.is_zero() {
+            tokio::time::sleep(gap).await;
+        }
         let out = env.invoke(event.to_owned()).await.map_err(|e| e.to_string())?;
-        if i >= 20 {
+        if i >= warm_up {
             ids.push(out.result.request_id);
         }
     }
     env.shutdown().await;
     let events = env.platform_events();
     let mut v = Vec::with_capacity(invocations);
-    for e in &events {
-        if let Record::Report(r) = &e.record {
-            if ids.contains(&r.request_id) {
-                if let Some(s) = r.spans.iter().flatten().find(|s| s.name == "extensionOverhead") {
-                    v.push(s.duration_ms);
-                }
+    for id in &ids {
+        let span = events.iter().find_map(|e| match &e.record {
+            Record::Report(r) if r.request_id == *id => {
+                r.spans.iter().flatten().find(|s| s.name == "extensionOverhead")
             }
+            _ => None,
+        });
+        if let Some(s) = span {
+            v.push(s.duration_ms);
         }
     }
     if v.len() != invocations {
         return Err(format!("expected {invocations} reports with an extensionOverhead span, found {}", v.len()));
     }
-    Ok(Samples::new(v))
+    Ok(v)
 }
 
 /// Memory and CPU of an extension under load.

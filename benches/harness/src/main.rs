@@ -84,7 +84,8 @@ async fn main() -> ExitCode {
         Some("bench") => {
             let out = flag(&args, "--out").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("target/bench"));
             let quick = args.iter().any(|a| a == "--quick");
-            match bench::run(&bins, &out, bench::Options { quick }).await {
+            let only = flag(&args, "--only");
+            match bench::run(&bins, &out, bench::Options { quick, only }).await {
                 Ok(_) => ExitCode::SUCCESS,
                 Err(e) => {
                     eprintln!("tandem-harness: bench failed: {e}");
@@ -151,7 +152,7 @@ async fn main() -> ExitCode {
             }
         }
         _ => {
-            eprintln!("usage: tandem-harness <demo [--invocations N] [--out DIR] | bench [--quick] [--out DIR] | throughput [--quick] | roundtrip | soak [--minutes N] [--seed S] [--out DIR]>");
+            eprintln!("usage: tandem-harness <demo [--invocations N] [--out DIR] | bench [--quick] [--only billed] [--out DIR] | throughput [--quick] | roundtrip | soak [--minutes N] [--seed S] [--out DIR]>");
             ExitCode::from(2)
         }
     }
