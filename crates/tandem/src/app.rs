@@ -350,11 +350,12 @@ impl Handler for App {
         s.arm(d.next_timer);
         if d.flush && d.blocking {
             // Records the next thaw would deliver too late: out now, while the function
-            // runs, before `next` (within the budget).
+            // runs, before `next` (within the budget; a failing sink is skipped).
             let outcomes = s.delivery.flush(FlushKind::Blocking, Instant::now() + d.budget).await;
             lock(&s.policy).on_flushed(now_ms());
             log_outcomes("flush at invoke", &outcomes);
-        } else if d.flush {
+        }
+        if d.flush && !d.blocking {
             s.command(Cmd::Kick(d.budget));
         } else if s.delivery.retry_due(now_ms()) {
             // A failing sink is retried while the function runs, never before `next`.
