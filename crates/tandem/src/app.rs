@@ -10,7 +10,7 @@
 //! never delays `next` past it;
 //! background flushes run in the flusher task on the policy's timer and never delay
 //! `next`; the intake (parsing lines, the rules, queueing) runs on its own thread
-//! ([`intake`]), never on the runtime thread that answers Lambda; at SHUTDOWN
+//! (`app/intake.rs`), never on the runtime thread that answers Lambda; at SHUTDOWN
 //! everything is drained before the deadline, and what still cannot be delivered is
 //! written to the spool (a reset: the next process delivers it) or to stdout as a last
 //! resort (a spindown: the environment is going away).

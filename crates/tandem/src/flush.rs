@@ -42,14 +42,15 @@
 //! are flushed at once, blocking `next` within the budget but overlapping the function's
 //! run instead of waiting for runtimeDone (a catch-up, [`Decision::blocking`] at INVOKE).
 //!
-//! At runtimeDone the same test is made again with what is then pending, and two guards
-//! flush blocking in any mode: the high-water marks
-//! ([`AdaptiveOptions::high_water_records`]/[`AdaptiveOptions::high_water_bytes`]), which
-//! bound what is left for the short shutdown.
+//! At runtimeDone in `End` mode the test is made again with what is then pending
+//! (nothing pending, nothing to flush), and in any mode the high-water marks
+//! ([`AdaptiveOptions::high_water_records`]/[`AdaptiveOptions::high_water_bytes`]) flush
+//! blocking: they bound what is left for the short shutdown.
 //!
 //! **Cold start.** The first invocation of an environment has no gap to estimate from;
-//! the policy assumes the next thaw comes within the bound, so it does not block unless
-//! the data is already older than the bound or past a high-water mark. A cold start is
+//! the policy assumes the next thaw comes within the bound, so it does not wait for
+//! runtimeDone; only data already older than the bound (a catch-up at INVOKE) or past a
+//! high-water mark is flushed before `next`. A cold start is
 //! when latency matters most (the caller already waited for init) and, for a function
 //! with traffic, the usual case: Lambda starts environments because requests keep
 //! coming, so the next thaw is near and a blocking flush would be paid by every new
@@ -61,12 +62,12 @@
 //!
 //! **Why 60 s.** What users of monitoring expect: CloudWatch metrics have one-minute
 //! standard resolution and alarms evaluate per minute; dashboards (CloudWatch, Datadog,
-//! Grafana) refresh at a minute or slower; Datadog's own extension moves from flushing at
-//! the end of each invocation to periodic flushing only for functions invoked more often
-//! than about once a minute, for this reason. Data delivered within a minute lands in the
-//! period it belongs to or the next, before an alarm can miss it. A shorter bound makes
-//! more invocations pay the ~26 ms; `0` blocks whenever something is pending (like `end`,
-//! cold start included).
+//! Grafana) refresh at a minute or slower; Datadog's Lambda extension flushes at the end
+//! of each invocation for sporadic traffic so that its data is not delayed, and its
+//! maintainers weighed a minute of delay against that cost. Data delivered within a
+//! minute lands in the period it belongs to or the next, before an alarm can miss it.
+//! A shorter bound makes more invocations pay the ~26 ms; `0` blocks whenever something
+//! is pending (like `end`, cold start included).
 //!
 //! What the bound cannot cover: an invocation's `platform.report` (and so its invocation
 //! record) reaches the extension only after `next`, during the next thaw, whatever the
