@@ -537,3 +537,129 @@ fn every_secrets_setting_is_in_the_readme() {
         assert!(readme.lines().any(|l| l == row), "README.md lacks the row:\n{row}");
     }
 }
+
+/// moto with `count` SSM parameters `/fill/<i>` of `size` bytes (`tests/py/moto_filled.py`).
+struct FilledMoto {
+    child: Child,
+    url: String,
+}
+
+impl FilledMoto {
+    fn start(count: usize, size: usize) -> FilledMoto {
+        use std::io::BufRead;
+        let port = free_port();
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/py/moto_filled.py");
+        let mut child = Command::new(python())
+            .arg(&script)
+            .args([port.to_string(), count.to_string(), size.to_string()])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start moto_filled.py");
+        let mut line = String::new();
+        let out = child.stdout.take().expect("its stdout");
+        std::io::BufReader::new(out).read_line(&mut line).expect("read its first line");
+        assert_eq!(line.trim(), "ready", "moto_filled.py did not start");
+        FilledMoto { child, url: format!("http://127.0.0.1:{port}") }
+    }
+}
+
+impl Drop for FilledMoto {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// This process's resident set, in KiB.
+fn rss_kib() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").expect("read /proc/self/status");
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:")?.split_whitespace().next()?.parse().ok())
+        .expect("a VmRSS line")
+}
+
+/// Reads `/fill/<i>` for each i in `range` through the cache's HTTP API on `port`, 8
+/// connections at a time; every read must succeed.
+async fn fill(port: u16, token: &str, range: std::ops::Range<usize>) {
+    let next = Arc::new(std::sync::atomic::AtomicUsize::new(range.start));
+    let mut workers = Vec::new();
+    for _ in 0..8 {
+        let (next, token, end) = (next.clone(), token.to_owned(), range.end);
+        workers.push(tokio::spawn(async move {
+            let endpoint = Endpoint::parse(&format!("http://127.0.0.1:{port}")).expect("the cache's URL");
+            let mut client = Client::new(&endpoint);
+            loop {
+                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                if i >= end {
+                    return;
+                }
+                let req = Request::get(format!("/systemsmanager/parameters/get?name=%2Ffill%2F{i}"))
+                    .header("host", format!("127.0.0.1:{port}"))
+                    .header(tandem::secrets::server::TOKEN_HEADER, &token)
+                    .body(Full::new(Bytes::new()))
+                    .expect("a request");
+                let answer = client.send(req).await.unwrap_or_else(|e| panic!("read /fill/{i}: {e}"));
+                assert_eq!(answer.status, 200, "/fill/{i}: {}", String::from_utf8_lossy(&answer.body));
+                let body: Value = serde_json::from_slice(&answer.body).expect("a GetParameter body");
+                assert_eq!(body["Parameter"]["Name"], format!("/fill/{i}"));
+            }
+        }));
+    }
+    for w in workers {
+        w.await.expect("a fill worker");
+    }
+}
+
+/// The cache at its bound, through its HTTP API against moto: 10,000 parameters fill
+/// it, 5,000 more evict the least recently used one for one, and the process's memory
+/// does not grow with them (the bound holds in bytes, not only in entries).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ten_thousand_entries_fill_the_cache_and_more_evict_within_its_memory() {
+    const SIZE: usize = 1024;
+    let moto = FilledMoto::start(15_000, SIZE);
+    let port = free_port();
+    let token = format!("token-{}", fastrand::u64(..));
+    let vars: HashMap<&str, String> = [
+        ("AWS_ACCESS_KEY_ID", s("testing")),
+        ("AWS_SECRET_ACCESS_KEY", s("testing")),
+        ("AWS_SESSION_TOKEN", token.clone()),
+        ("AWS_REGION", s("us-east-1")),
+        ("AWS_ENDPOINT_URL", moto.url.clone()),
+        ("PARAMETERS_SECRETS_EXTENSION_HTTP_PORT", port.to_string()),
+        ("PARAMETERS_SECRETS_EXTENSION_CACHE_SIZE", s("10000")),
+        ("SSM_PARAMETER_STORE_TIMEOUT_MILLIS", s("10000")),
+    ]
+    .into();
+    let service = tandem::secrets::start(|k| vars.get(k).cloned()).expect("the cache starts");
+    let rss0 = rss_kib();
+
+    fill(port, &token, 0..10_000).await;
+    let (entries, bytes, evicted) = service.cache_stats();
+    assert_eq!((entries, evicted), (10_000, 0), "full, nothing evicted yet");
+    assert!(bytes >= 10_000 * SIZE, "each entry holds its {SIZE}-byte value: {bytes} bytes");
+    let rss1 = rss_kib();
+
+    fill(port, &token, 10_000..15_000).await;
+    let (entries, bytes2, evicted) = service.cache_stats();
+    assert_eq!((entries, evicted), (10_000, 5_000), "one evicted for each new entry");
+    assert!(bytes2 <= bytes + bytes / 100, "the bytes held stay put: {bytes} then {bytes2}");
+    let rss2 = rss_kib();
+    let grown1 = rss1.saturating_sub(rss0);
+    // Unbounded, 5,000 more entries would add half of what the first 10,000 did.
+    assert!(
+        rss2.saturating_sub(rss1) < grown1 / 5 + 2048,
+        "RSS {rss0} KiB, {rss1} KiB with 10,000 entries, {rss2} KiB after 5,000 more"
+    );
+    let fetches = service.counters.fetches.load(std::sync::atomic::Ordering::Relaxed);
+    assert_eq!(fetches, 15_000, "one AWS call per key");
+
+    // The most recent entries are hits; the first ones were evicted and are fetched again.
+    fill(port, &token, 14_990..15_000).await;
+    assert_eq!(service.counters.fetches.load(std::sync::atomic::Ordering::Relaxed), 15_000);
+    fill(port, &token, 0..10).await;
+    assert_eq!(service.counters.fetches.load(std::sync::atomic::Ordering::Relaxed), 15_010);
+    assert_eq!(service.cache_stats().2, 5_010);
+}

@@ -50,6 +50,7 @@ pub struct Cache<K, V> {
     order: BTreeMap<u64, K>,
     tick: u64,
     bytes: usize,
+    evicted: u64,
 }
 
 impl<K: Hash + Eq + Clone, V: Clone> Cache<K, V> {
@@ -62,6 +63,7 @@ impl<K: Hash + Eq + Clone, V: Clone> Cache<K, V> {
             order: BTreeMap::new(),
             tick: 0,
             bytes: 0,
+            evicted: 0,
         }
     }
 
@@ -110,6 +112,7 @@ impl<K: Hash + Eq + Clone, V: Clone> Cache<K, V> {
             let Some((_, oldest)) = self.order.pop_first() else { break };
             if let Some(e) = self.entries.remove(&oldest) {
                 self.bytes -= e.size;
+                self.evicted += 1;
             }
         }
     }
@@ -135,6 +138,11 @@ impl<K: Hash + Eq + Clone, V: Clone> Cache<K, V> {
     /// The values' bytes held (as given at insertion).
     pub fn bytes(&self) -> usize {
         self.bytes
+    }
+
+    /// Entries evicted so far to keep within the capacity.
+    pub fn evicted(&self) -> u64 {
+        self.evicted
     }
 }
 
@@ -200,6 +208,7 @@ mod tests {
         }
         assert_eq!(c.len(), 10_000);
         assert_eq!(c.bytes(), 10_000 * 100);
+        assert_eq!(c.evicted(), 15_000);
         assert_eq!(c.order.len(), 10_000, "the recency index is bounded too");
         assert!(matches!(c.read(&"secret-24999".to_owned(), S), Read::Fresh { .. }));
         assert_eq!(c.read(&"secret-0".to_owned(), S), Read::Missing);

@@ -193,4 +193,10 @@ impl SecretsService {
     pub fn cached(&self) -> usize {
         self.state().cache.len()
     }
+
+    /// The cache's size: (entries, the values' bytes, entries evicted so far).
+    pub fn cache_stats(&self) -> (usize, usize, u64) {
+        let st = self.state();
+        (st.cache.len(), st.cache.bytes(), st.cache.evicted())
+    }
 }
