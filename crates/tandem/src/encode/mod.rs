@@ -8,8 +8,8 @@
 //! encoders append to a caller-provided `Vec<u8>` (reuse it across batches to avoid
 //! reallocating) and write by hand where serde would cost an intermediate value.
 
-pub mod ndjson;
 pub mod grpc;
+pub mod ndjson;
 pub mod received;
 
 use std::fmt;
