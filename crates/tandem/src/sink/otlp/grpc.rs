@@ -3,9 +3,11 @@
 //! `encode::grpc` (shared with the receiver), `grpc-encoding: gzip` when compression is
 //! on, one kept-alive connection per target.
 //!
-//! Cleartext HTTP/2 (`http://` endpoints, prior knowledge) only: an `https://` endpoint
-//! is refused when the sink is built, with one line saying so (TLS with ALPN `h2` is not
-//! in this build). The endpoint's origin is used; the method path is the signal's.
+//! `http://` endpoints: cleartext HTTP/2 with prior knowledge. `https://` endpoints: TLS
+//! offering ALPN `h2` (the transport's rustls configuration with the same certificate
+//! settings as http/protobuf: private CA, client certificate), refused at start only in
+//! a build without the `tls` feature. The endpoint's origin is used; the method path is
+//! the signal's.
 //!
 //! hyper's `http2` feature rather than `tonic`: the framing is a few lines, and tonic
 //! would add its codegen runtime, tower and a second HTTP stack to the binary. The size
@@ -17,6 +19,7 @@
 
 use super::encode::Signal;
 use crate::encode::grpc;
+use crate::sink::transport::tls::TlsFiles;
 use crate::sink::transport::url::Endpoint;
 use crate::sink::Attempt;
 use http::HeaderMap;
@@ -37,6 +40,8 @@ const ANSWER_LIMIT: usize = 64 * 1024;
 /// One target's gRPC connection.
 #[cfg_attr(not(feature = "grpc"), allow(dead_code))]
 pub struct GrpcClient {
+    https: bool,
+    tls: TlsFiles,
     host: String,
     port: u16,
     authority: String,
@@ -45,17 +50,18 @@ pub struct GrpcClient {
 }
 
 impl GrpcClient {
-    /// A client for `endpoint`'s origin; an `https://` endpoint is refused.
+    /// A client for `endpoint`'s origin; it connects at the first call. An `https://`
+    /// endpoint is refused only by a build without TLS.
     pub fn new(endpoint: &Endpoint) -> Result<GrpcClient, String> {
         if !cfg!(feature = "grpc") {
             return Err("uses grpc, which this build of tandem leaves out (feature `grpc`; use http/protobuf)".into());
         }
-        if endpoint.https {
-            return Err("uses grpc over https, which this build does not support (use http/protobuf, or \
-                        an http:// endpoint)"
-                .into());
+        if endpoint.https && !cfg!(feature = "tls") {
+            return Err("uses grpc over https, which this build of tandem leaves out (feature `tls`)".into());
         }
         Ok(GrpcClient {
+            https: endpoint.https,
+            tls: TlsFiles::default(),
             host: endpoint.host.clone(),
             port: endpoint.port,
             authority: endpoint.authority.clone(),
@@ -64,13 +70,44 @@ impl GrpcClient {
         })
     }
 
+    /// Uses `files` (a private CA, a client certificate) for `https`; read at the first
+    /// connection, not here.
+    pub fn with_tls(mut self, files: TlsFiles) -> GrpcClient {
+        self.tls = files;
+        self
+    }
+
     #[cfg(feature = "grpc")]
     async fn connect(&self) -> Result<SendRequest<Full<Bytes>>, String> {
         let tcp = tokio::net::TcpStream::connect((self.host.as_str(), self.port))
             .await
             .map_err(|e| format!("cannot connect to {}: {e}", self.authority))?;
         let _ = tcp.set_nodelay(true);
-        let (sender, conn) = http2::handshake(TokioExecutor::new(), TokioIo::new(tcp))
+        if self.https {
+            #[cfg(feature = "tls")]
+            {
+                let stream = crate::sink::transport::tls::connect(&self.host, tcp, &self.tls, b"h2").await?;
+                // A server that did not choose h2 would read our preface as garbage.
+                if stream.get_ref().1.alpn_protocol() != Some(b"h2".as_slice()) {
+                    return Err(format!("{} did not agree to HTTP/2 (ALPN h2) over TLS", self.authority));
+                }
+                return self.handshake(stream).await;
+            }
+            #[cfg(not(feature = "tls"))]
+            return Err(format!(
+                "cannot connect to {} with https: this build of tandem has no TLS support",
+                self.authority
+            ));
+        }
+        self.handshake(tcp).await
+    }
+
+    #[cfg(feature = "grpc")]
+    async fn handshake<S>(&self, stream: S) -> Result<SendRequest<Full<Bytes>>, String>
+    where
+        S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin + 'static,
+    {
+        let (sender, conn) = http2::handshake(TokioExecutor::new(), TokioIo::new(stream))
             .await
             .map_err(|e| format!("HTTP/2 handshake with {} failed: {e}", self.authority))?;
         tokio::spawn(conn);
@@ -87,7 +124,8 @@ impl GrpcClient {
     /// `compressed`).
     #[cfg(feature = "grpc")]
     pub async fn export(&mut self, signal: Signal, headers: &HeaderMap, message: &[u8], compressed: bool) -> Attempt {
-        let uri = format!("http://{}{}", self.authority, grpc::method_path(signal));
+        let scheme = if self.https { "https" } else { "http" };
+        let uri = format!("{scheme}://{}{}", self.authority, grpc::method_path(signal));
         let mut req = Request::new(Full::new(Bytes::from(grpc::frame(message, compressed))));
         *req.method_mut() = Method::POST;
         *req.uri_mut() = match uri.parse() {
@@ -175,9 +213,12 @@ mod tests {
 
     #[test]
     #[cfg(feature = "grpc")]
-    fn https_endpoints_are_refused() {
+    fn https_endpoints_need_the_tls_feature() {
         let e = Endpoint::parse("https://collector:4317").unwrap();
-        assert!(GrpcClient::new(&e).err().is_some_and(|m| m.contains("https")));
-        assert!(GrpcClient::new(&Endpoint::parse("http://127.0.0.1:4317").unwrap()).is_ok());
+        match GrpcClient::new(&e) {
+            Ok(c) => assert!(cfg!(feature = "tls") && c.https),
+            Err(m) => assert!(!cfg!(feature = "tls") && m.contains("https"), "{m}"),
+        }
+        assert!(GrpcClient::new(&Endpoint::parse("http://127.0.0.1:4317").unwrap()).is_ok_and(|c| !c.https));
     }
 }

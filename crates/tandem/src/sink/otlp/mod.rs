@@ -109,13 +109,14 @@ impl OtlpSink {
                     clients.len() - 1
                 }
             };
-            let grpc =
-                match c.protocol {
-                    Protocol::Grpc => Some(grpc::GrpcClient::new(&endpoint).map_err(|e| {
+            let grpc = match c.protocol {
+                Protocol::Grpc => {
+                    Some(grpc::GrpcClient::new(&endpoint).map(|g| g.with_tls(c.tls.clone())).map_err(|e| {
                         format!("the OTLP {} endpoint {:?} {e}", signal.as_str(), redact_url(&c.endpoint))
-                    })?),
-                    _ => None,
-                };
+                    })?)
+                }
+                _ => None,
+            };
             targets.push(Target {
                 signal,
                 protocol: c.protocol,

@@ -122,7 +122,7 @@ mod pem {
 }
 
 #[cfg(feature = "tls")]
-pub(super) use with_tls::connect;
+pub(crate) use with_tls::connect;
 
 #[cfg(feature = "tls")]
 mod with_tls {
