@@ -41,10 +41,11 @@ impl Mode {
 }
 
 /// The scan interval when `TANDEM_GUARD_INTERVAL_MS` is not set. A scan's cost grows
-/// with the processes in `/proc` and the sockets of the network namespace (README,
-/// "Guard": 4 to 16 ms of CPU on a busy build host, with 140 processes and thousands of
-/// sockets; a Lambda sandbox has a handful of each); every 500 ms keeps that a small
-/// share of an invocation while a process of 100 ms is still seen one time in six.
+/// with the processes in `/proc` and the sockets of the network namespace (`cargo xtask
+/// bench`, README "Guard": 4 to 5 ms of CPU per release-built scan on a busy build host
+/// with 110 processes and 600 sockets, so under 1 % of a core at this interval; a
+/// Lambda sandbox has a handful of each), while a process of 100 ms is still seen about
+/// one time in five.
 pub const DEFAULT_INTERVAL_MS: u64 = 500;
 
 /// Where `learn` writes its policy when `TANDEM_GUARD_POLICY_OUT` is not set.
