@@ -268,4 +268,11 @@ async fn writes_to_watched_files_are_one_finding_per_burst() {
     assert_eq!(directive["Dimensions"], json!([["FunctionName", "kind"]]));
     assert_eq!(directive["Metrics"], json!([{"Name": "SecurityFindings", "Unit": "Count"}]));
     assert_eq!(d["FunctionName"], "guarded");
+    // And AWS's own EMF validators (PyPI aws-embedded-metrics) take it.
+    let file = dir.join("security-emf.ndjson");
+    std::fs::write(&file, format!("{d}\n")).expect("write the document");
+    let checker = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/py/check_emf.py");
+    let out = std::process::Command::new(python()).arg(checker).arg(&file).output().expect("run check_emf.py");
+    assert!(out.status.success(), "check_emf.py: {}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "1");
 }
