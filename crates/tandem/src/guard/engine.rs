@@ -354,7 +354,12 @@ impl Engine {
             }
         } else {
             if self.writes.len() >= FILES_KEPT {
+                // Ended bursts first; a flood of bursts at once is forgotten whole
+                // (its files may be told again) rather than grow memory.
                 self.writes.retain(|_, last| now_ms.saturating_sub(*last) < WRITE_BURST_MS);
+                if self.writes.len() >= FILES_KEPT {
+                    self.writes.clear();
+                }
             }
             self.writes.insert(path.to_owned(), now_ms);
         }

@@ -292,6 +292,13 @@ fn watched_writes_one_finding_per_burst() {
     assert_eq!(f.request_id.as_deref(), Some("req-1"));
     let f = e.on_write("/var/task/app.conf", 9_000).expect("quiet for 2 s: a new burst");
     assert_eq!(f.request_id.as_deref(), Some("req-1"));
+    // A flood of watched files written at once: memory stays bounded.
+    let flood = vec![WatchPattern::new("/var/task/*").expect("a pattern")];
+    let mut f = Engine::new(Mode::Detect, Policy { watch: flood, ..policy() }, false, 900, 902);
+    for i in 0..(FILES_KEPT + 10) {
+        assert!(f.on_write(&format!("/var/task/f{i}"), 50_000).is_some());
+    }
+    assert!(f.writes.len() <= FILES_KEPT, "{}", f.writes.len());
     let mut learn = Engine::new(Mode::Learn, e.policy.clone(), false, 900, 902);
     assert_eq!(learn.on_write("/etc/hosts", 1), None, "learn reports nothing");
     assert_eq!(learn.take_learned(), None, "nor learns from a watch");
