@@ -22,7 +22,6 @@ use crate::faults::{Receiver, Rng};
 use crate::stats::Samples;
 use crate::Bins;
 use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
-use opentelemetry_proto::tonic::common::v1::any_value::Value as AnyValue;
 use prost::Message;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::PathBuf;
@@ -415,23 +414,16 @@ fn ndjson_ids(_path: &str, body: &[u8]) -> Vec<String> {
     out
 }
 
-/// The ids of the log records in an OTLP/HTTP protobuf logs export.
+/// The ids in an OTLP/HTTP protobuf logs export, wherever a record carries them (its
+/// body, or an attribute if a record were encoded otherwise): protobuf keeps strings
+/// as they are, so the bytes are scanned once a decode proved them a logs export; one
+/// per id and request.
 fn otlp_ids(path: &str, body: &[u8]) -> Vec<String> {
-    if path != "/v1/logs" {
+    if path != "/v1/logs" || ExportLogsServiceRequest::decode(body).is_err() {
         return Vec::new();
     }
-    let Ok(request) = ExportLogsServiceRequest::decode(body) else { return Vec::new() };
-    let mut out = Vec::new();
-    for rl in &request.resource_logs {
-        for sl in &rl.scope_logs {
-            for lr in &sl.log_records {
-                if let Some(AnyValue::StringValue(s)) = lr.body.as_ref().and_then(|b| b.value.as_ref()) {
-                    out.extend(find_ids(s));
-                }
-            }
-        }
-    }
-    out
+    let mut seen = HashSet::new();
+    find_ids(&String::from_utf8_lossy(body)).into_iter().filter(|id| seen.insert(id.clone())).collect()
 }
 
 /// Sends SIGKILL to the running tandem instance, if there is one.
@@ -439,7 +431,9 @@ fn kill_tandem(env: &Environment, watcher: &Watcher, kills: &mut Vec<Kill>) {
     let Some(pid) = current_tandem(env) else { return };
     watcher.sample(pid);
     // kill(1), not libc: the harness needs no unsafe code for one signal.
-    let killed = std::process::Command::new("kill").args(["-9", &pid.to_string()]).status();
+    // It may have exited since: that kill fails (quietly) and is not counted.
+    let killed =
+        std::process::Command::new("kill").args(["-9", &pid.to_string()]).stderr(std::process::Stdio::null()).status();
     if killed.is_ok_and(|s| s.success()) {
         kills.push(Kill { pid, at_ms: epoch_ms() });
     }
@@ -590,6 +584,28 @@ mod tests {
             vec!["sk0000001x00", "sk0000002x01"]
         );
         assert!(find_ids("sk000001x0 sky").is_empty());
+    }
+
+    #[test]
+    fn otlp_logs_exports_give_each_id_once() {
+        use opentelemetry_proto::tonic::common::v1::{any_value, AnyValue, KeyValue};
+        use opentelemetry_proto::tonic::logs::v1::{LogRecord, ResourceLogs, ScopeLogs};
+        let text = |s: &str| Some(AnyValue { value: Some(any_value::Value::StringValue(s.into())) });
+        let record = LogRecord {
+            body: text("soak line sk0000003x01"),
+            attributes: vec![KeyValue { key: "line".into(), value: text("sk0000003x01 again"), ..KeyValue::default() }],
+            ..LogRecord::default()
+        };
+        let request = ExportLogsServiceRequest {
+            resource_logs: vec![ResourceLogs {
+                scope_logs: vec![ScopeLogs { log_records: vec![record], ..ScopeLogs::default() }],
+                ..ResourceLogs::default()
+            }],
+        };
+        let body = request.encode_to_vec();
+        assert_eq!(otlp_ids("/v1/logs", &body), vec!["sk0000003x01".to_owned()]);
+        assert!(otlp_ids("/v1/traces", &body).is_empty());
+        assert!(otlp_ids("/v1/logs", b"\xff\xff sk0000003x01").is_empty());
     }
 
     #[test]
