@@ -716,6 +716,42 @@ mod tests {
     }
 
     #[test]
+    fn a_stale_cursor_never_skips_records_of_a_later_segment() {
+        let dir = tempdir("stale");
+        let limits = BufferConfig { max_records: 100, max_bytes: 1 << 20 };
+        {
+            // A process killed after deleting its delivered segment, before moving the
+            // cursor on: the cursor names a segment that is gone.
+            let mut q = Queue::new("otlp", limits, spool(&dir));
+            for n in 0..4 {
+                q.push(log(n), 1, 0);
+            }
+            let b = q.batch(2, 1 << 20);
+            q.commit(&b.entries);
+            std::mem::forget(q);
+        }
+        let cursor = std::fs::read(dir.join("cursor")).unwrap();
+        for seg in std::fs::read_dir(&dir).unwrap().flatten() {
+            if seg.file_name() != "cursor" {
+                std::fs::remove_file(seg.path()).unwrap();
+            }
+        }
+        {
+            // The next process reuses the segment ids from the start and is killed
+            // before delivering anything.
+            let mut q = Queue::new("otlp", limits, spool(&dir));
+            for n in 10..15 {
+                q.push(log(n), 1, 0);
+            }
+            std::mem::forget(q);
+        }
+        assert_ne!(std::fs::read(dir.join("cursor")).unwrap(), cursor, "the stale cursor was cleared");
+        let mut q = Queue::new("otlp", limits, spool(&dir));
+        assert_eq!(drain_in_order(&mut q), (10..15).map(|n| format!("line {n}")).collect::<Vec<_>>());
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[test]
     fn everything_delivered_leaves_nothing_to_replay() {
         let dir = tempdir("done");
         let limits = BufferConfig { max_records: 100, max_bytes: 1 << 20 };

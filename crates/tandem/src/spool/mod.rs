@@ -38,6 +38,7 @@ use crate::model::Item;
 use std::collections::VecDeque;
 use std::fs::{self, File};
 use std::io::{self, Write};
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 
@@ -196,7 +197,20 @@ impl Spool {
             Err(e) => return Err(e),
         }
         segments.sort_by_key(|s| s.id);
-        let found_cursor = if segments.is_empty() { None } else { read_cursor(&dir) };
+        // The cursor counts only for the segment it names. One naming a segment that is
+        // gone (deleted once delivered, the process killed before the cursor moved on)
+        // is cleared now: a later segment may get that id, and must not lose its first
+        // records to a stale count.
+        let mut cursor_file = None;
+        let mut found_cursor = read_cursor(&dir);
+        if let Some((seg, _)) = found_cursor {
+            if !segments.iter().any(|s| s.id == seg) {
+                found_cursor = None;
+                let file = private::overwrite(&dir.join(CURSOR))?;
+                FileExt::write_all_at(&file, format!("{:020} {:020}\n", 0, 0).as_bytes(), 0)?;
+                cursor_file = Some(file);
+            }
+        }
         Ok(Spool {
             dir,
             max_bytes,
@@ -207,8 +221,8 @@ impl Spool {
             bytes,
             line: Vec::new(),
             found_cursor,
-            cursor: (0, 0),
-            cursor_file: None,
+            cursor: found_cursor.unwrap_or((0, 0)),
+            cursor_file,
         })
     }
 
@@ -333,19 +347,15 @@ impl Spool {
         if cursor == self.cursor {
             return Ok(());
         }
+        // `self.cursor` is what the file says (no file: (0, 0)).
         if self.cursor_file.is_none() {
-            if cursor == (0, 0) && self.found_cursor.is_none() {
-                // Nothing was ever partly delivered: no file needed.
-                self.cursor = cursor;
-                return Ok(());
-            }
             private::dir(&self.dir)?;
             self.cursor_file = Some(private::overwrite(&self.dir.join(CURSOR))?);
         }
         let text = format!("{:020} {:020}\n", cursor.0, cursor.1);
         debug_assert_eq!(text.len(), CURSOR_LEN);
         if let Some(file) = self.cursor_file.as_ref() {
-            std::os::unix::fs::FileExt::write_all_at(file, text.as_bytes(), 0)?;
+            FileExt::write_all_at(file, text.as_bytes(), 0)?;
         }
         self.cursor = cursor;
         Ok(())
