@@ -7,6 +7,7 @@ mod extension;
 mod faults;
 mod minimal_server;
 mod otlp_receiver;
+mod receiver_bench;
 mod roundtrip;
 mod sink_server;
 mod soak;
@@ -152,7 +153,7 @@ async fn main() -> ExitCode {
             }
         }
         _ => {
-            eprintln!("usage: tandem-harness <demo [--invocations N] [--out DIR] | bench [--quick] [--only billed] [--out DIR] | throughput [--quick] | roundtrip | soak [--minutes N] [--seed S] [--out DIR]>");
+            eprintln!("usage: tandem-harness <demo [--invocations N] [--out DIR] | bench [--quick] [--only billed|receiver] [--out DIR] | throughput [--quick] | roundtrip | soak [--minutes N] [--seed S] [--out DIR]>");
             ExitCode::from(2)
         }
     }
