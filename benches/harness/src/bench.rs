@@ -112,12 +112,21 @@ pub async fn run(bins: &Bins, out_dir: &Path, opts: Options) -> Result<bool, Str
             rows.extend(billed_rows(&demo_fn, &tandem_default, &baseline, opts.quick).await?);
             return report(&rows, bins, &tandem_bin, out_dir, &scratch);
         }
+        Some("guard") => {
+            rows.extend(crate::guard_bench::rows(&tandem_bin, &scratch, opts.quick).await?.into_iter().map(Row::from));
+            return report(&rows, bins, &tandem_bin, out_dir, &scratch);
+        }
+        Some("secrets") => {
+            let secrets = crate::secrets_bench::rows(bins, &tandem_bin, &scratch, opts.quick).await?;
+            rows.extend(secrets.into_iter().map(Row::from));
+            return report(&rows, bins, &tandem_bin, out_dir, &scratch);
+        }
         Some("receiver") => {
             let receiver = crate::receiver_bench::rows(bins, &tandem_bin, &scratch, opts.quick).await?;
             rows.extend(receiver.into_iter().map(Row::from));
             return report(&rows, bins, &tandem_bin, out_dir, &scratch);
         }
-        Some(other) => return Err(format!("unknown group of rows `{other}` (billed, receiver)")),
+        Some(other) => return Err(format!("unknown group of rows `{other}` (billed, guard, secrets, receiver)")),
     }
 
     eprintln!("bench: extension init overhead ({init_runs} cold starts each)");
@@ -300,6 +309,9 @@ pub async fn run(bins: &Bins, out_dir: &Path, opts: Options) -> Result<bool, Str
             json: json!({"emulator": f.per_second, "minimal": min.per_second}),
         });
     }
+
+    rows.extend(crate::guard_bench::rows(&tandem_bin, &scratch, opts.quick).await?.into_iter().map(Row::from));
+    rows.extend(crate::secrets_bench::rows(bins, &tandem_bin, &scratch, opts.quick).await?.into_iter().map(Row::from));
     rows.extend(crate::receiver_bench::rows(bins, &tandem_bin, &scratch, opts.quick).await?.into_iter().map(Row::from));
     report(&rows, bins, &tandem_bin, out_dir, &scratch)
 }

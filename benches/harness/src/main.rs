@@ -5,10 +5,12 @@ mod bench;
 mod demo;
 mod extension;
 mod faults;
+mod guard_bench;
 mod minimal_server;
 mod otlp_receiver;
 mod receiver_bench;
 mod roundtrip;
+mod secrets_bench;
 mod sink_server;
 mod soak;
 mod stats;
@@ -153,7 +155,7 @@ async fn main() -> ExitCode {
             }
         }
         _ => {
-            eprintln!("usage: tandem-harness <demo [--invocations N] [--out DIR] | bench [--quick] [--only billed|receiver] [--out DIR] | throughput [--quick] | roundtrip | soak [--minutes N] [--seed S] [--out DIR]>");
+            eprintln!("usage: tandem-harness <demo [--invocations N] [--out DIR] | bench [--quick] [--only billed|guard|secrets|receiver] [--out DIR] | throughput [--quick] | roundtrip | soak [--minutes N] [--seed S] [--out DIR]>");
             ExitCode::from(2)
         }
     }
