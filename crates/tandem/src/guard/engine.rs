@@ -42,6 +42,9 @@ pub struct Reading {
     pub sockets_of: HashMap<u32, Vec<u64>>,
     /// The socket tables (`tcp`, `tcp6`, `udp`, `udp6`).
     pub sockets: Vec<Socket>,
+    /// The tables were not read: every socket held in scope was already judged
+    /// ([`Engine::needs_tables`]), so `sockets` says nothing about what is live.
+    pub tables_skipped: bool,
 }
 
 /// What the engine knows of a process it judged.
@@ -59,6 +62,11 @@ pub const INVOKE_LAG_TICKS: u64 = 20;
 
 /// How many INVOKE times are kept for attributing processes to invocations.
 const INVOKES_KEPT: usize = 64;
+/// Scans in a row that may skip the socket tables when no new socket appears: the
+/// tables are still read every this many scans, for a socket whose state changed
+/// without a new inode (an unconnected UDP socket that `connect`s, a TCP connect still
+/// under way).
+pub const TABLES_EVERY: u32 = 10;
 /// Bound on the remembered files (a flood of files must not grow memory).
 const FILES_KEPT: usize = 10_000;
 /// Writes to a watched file closer together than this are one burst, one finding (a
@@ -77,6 +85,11 @@ pub struct Engine {
     /// Forks seen once still running their parent's program (not exec'd yet).
     forks: HashSet<(u32, u64)>,
     sockets_seen: HashSet<u64>,
+    /// Inodes held in scope that the last table reading showed were no connection
+    /// (listening, unconnected UDP, or in no table: unix sockets).
+    quiet: HashSet<u64>,
+    /// Scans since the tables were last read.
+    scans_without_tables: u32,
     files_seen: HashSet<String>,
     /// Watched files: the time of the last write of the current burst.
     writes: HashMap<String, u64>,
@@ -97,6 +110,8 @@ impl Engine {
             known: HashMap::new(),
             forks: HashSet::new(),
             sockets_seen: HashSet::new(),
+            quiet: HashSet::new(),
+            scans_without_tables: 0,
             files_seen: HashSet::new(),
             writes: HashMap::new(),
             invokes: VecDeque::new(),
@@ -237,7 +252,25 @@ impl Engine {
         }
     }
 
+    /// Whether the next scan must read the socket tables, given the socket inodes held
+    /// in scope: when one of them was never judged nor known to be quiet, or every
+    /// [`TABLES_EVERY`] scans. Reading the tables is the scan's dearest part (the
+    /// kernel walks its whole connection hash, sized by the machine's memory, whatever
+    /// the namespace holds); fd links are cheap.
+    pub fn needs_tables(&self, sockets_of: &HashMap<u32, Vec<u64>>) -> bool {
+        self.scans_without_tables + 1 >= TABLES_EVERY
+            || sockets_of.values().flatten().any(|i| !self.sockets_seen.contains(i) && !self.quiet.contains(i))
+    }
+
     fn judge_sockets(&mut self, scope: &Scope, reading: &Reading) -> Vec<Finding> {
+        if reading.tables_skipped {
+            // Nothing new is held; what is live is unknown, so nothing is forgotten.
+            self.scans_without_tables += 1;
+            return Vec::new();
+        }
+        self.scans_without_tables = 0;
+        let connections: HashSet<u64> = reading.sockets.iter().filter(|s| s.is_connection()).map(|s| s.inode).collect();
+        self.quiet = reading.sockets_of.values().flatten().copied().filter(|i| !connections.contains(i)).collect();
         let mut owner: HashMap<u64, u32> = HashMap::new();
         for (&pid, inodes) in &reading.sockets_of {
             let Some(m) = scope.get(pid) else { continue };

@@ -1,7 +1,8 @@
 //! guard::scan: one reading of `/proc` for the [`Engine`]: every process's `stat` (the
 //! tree needs every parent), the details of the processes in scope the engine does not
 //! know yet (`exe`, `cmdline`, `status`), the socket inodes of every process in scope
-//! (`fd/*` links), and the socket tables when any process in scope holds a socket. The
+//! (`fd/*` links), and the socket tables when a process in scope holds a socket the
+//! engine has not judged yet (or every few scans, see [`Engine::needs_tables`]). The
 //! I/O edge: every read may fail (a process ends between two reads), and a failed read
 //! only leaves that process or table out of this scan.
 
@@ -78,10 +79,14 @@ pub fn read(engine: &Engine) -> (Scope, Reading) {
         }
     }
     if !reading.sockets_of.is_empty() {
-        for (table, proto) in TABLES {
-            if let Ok(text) = fs::read_to_string(Path::new(PROC).join(table)) {
-                reading.sockets.extend(procfs::parse_net(&text, *proto));
+        if engine.needs_tables(&reading.sockets_of) {
+            for (table, proto) in TABLES {
+                if let Ok(text) = fs::read_to_string(Path::new(PROC).join(table)) {
+                    reading.sockets.extend(procfs::parse_net(&text, *proto));
+                }
             }
+        } else {
+            reading.tables_skipped = true;
         }
     }
     (scope, reading)

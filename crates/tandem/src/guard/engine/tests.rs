@@ -303,3 +303,31 @@ fn watched_writes_one_finding_per_burst() {
     assert_eq!(learn.on_write("/etc/hosts", 1), None, "learn reports nothing");
     assert_eq!(learn.take_learned(), None, "nor learns from a watch");
 }
+
+#[test]
+fn the_socket_tables_are_read_only_for_a_new_socket_or_every_few_scans() {
+    let mut e = engine(Mode::Detect);
+    e.on_invoke("req-1", 1200);
+    let (scope, r) = read(&e, ALL);
+    assert_eq!(e.judge(&scope, &r).len(), 3, "two processes and one connection");
+    // The same sockets held: no need to read the tables again.
+    let (scope, mut r) = read(&e, ALL);
+    assert!(!e.needs_tables(&r.sockets_of));
+    for _ in 0..TABLES_EVERY - 2 {
+        r.sockets.clear();
+        r.tables_skipped = true;
+        assert!(e.judge(&scope, &r).is_empty());
+        assert!(!e.needs_tables(&r.sockets_of));
+    }
+    // Every TABLES_EVERY scans they are read anyway.
+    r.tables_skipped = true;
+    assert!(e.judge(&scope, &r).is_empty());
+    assert!(e.needs_tables(&r.sockets_of));
+    // A skipped reading forgot nothing: the same connection read again is no new finding.
+    let (scope, r) = read(&e, ALL);
+    assert!(e.judge(&scope, &r).is_empty(), "no duplicate finding after skipped scans");
+    // A socket never seen (a new inode) makes the next scan read them.
+    let mut held = r.sockets_of.clone();
+    held.entry(910).or_default().push(999);
+    assert!(e.needs_tables(&held));
+}
