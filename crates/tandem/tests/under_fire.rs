@@ -295,18 +295,24 @@ async fn a_kill_9_before_the_report_keeps_what_the_invocation_had() {
         invoke(&env, json!({"log": lines(&format!("journalafter{i}"), 2)})).await;
     }
     env.shutdown().await;
-    let done: Vec<String> = env
-        .delivered_events("tandem")
-        .iter()
-        .filter(|e| e["type"] == "platform.runtimeDone")
-        .filter_map(|e| e["record"]["requestId"].as_str().map(str::to_owned))
-        .collect();
+    // Every runtimeDone tandem acknowledged: its invocation's record carries what that
+    // event and its start said (the crash invocation's runtimeDone, acknowledged by the
+    // new process, may carry no spans: only what an event carried is required).
+    let done: Vec<serde_json::Value> =
+        env.delivered_events("tandem").into_iter().filter(|e| e["type"] == "platform.runtimeDone").collect();
+    assert!(done.len() >= 3, "{done:#?}");
     let records = ndjson_of(&http.ndjson(), "invocation");
-    for id in &done {
-        let r: Vec<&serde_json::Value> = records.iter().filter(|r| r["requestId"] == id.as_str()).collect();
+    for event in &done {
+        let id = event["record"]["requestId"].as_str().unwrap_or_default();
+        let r: Vec<&serde_json::Value> = records.iter().filter(|r| r["requestId"] == id).collect();
         assert_eq!(r.len(), 1, "{id}: one invocation record: {records:#?}");
-        for field in ["startMs", "producedBytes", "responseLatencyMs"] {
-            assert!(!r[0][field].is_null(), "{id}: {field} kept across the kill: {}", r[0]);
+        assert!(!r[0]["startMs"].is_null(), "{id}: startMs kept across the kill: {}", r[0]);
+        if event["record"]["metrics"]["producedBytes"].is_u64() {
+            assert!(!r[0]["producedBytes"].is_null(), "{id}: producedBytes kept across the kill: {}", r[0]);
+        }
+        let spans = event["record"]["spans"].as_array().cloned().unwrap_or_default();
+        if spans.iter().any(|s| s["name"] == "responseLatency") {
+            assert!(!r[0]["responseLatencyMs"].is_null(), "{id}: responseLatencyMs kept across the kill: {}", r[0]);
         }
     }
     let _ = std::fs::remove_dir_all(dir);
