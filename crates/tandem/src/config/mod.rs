@@ -226,7 +226,7 @@ pub const SETTINGS: &[(&str, &str)] = &[
     ("OTEL_SERVICE_NAME", "service.name (default the function name)"),
     ("OTEL_RESOURCE_ATTRIBUTES", "extra resource attributes, k=v,k2=v2"),
     ("TANDEM_GUARD", "security guard: off (default), detect, enforce, learn"),
-    ("TANDEM_GUARD_INTERVAL_MS", "guard scan period while the function runs (default 500)"),
+    ("TANDEM_GUARD_INTERVAL_MS", "guard scan period while the function runs (default 1000)"),
     ("TANDEM_GUARD_ALLOW_EXEC", "executables the function may start: globs on path or command line, comma-separated"),
     ("TANDEM_GUARD_ALLOW_NET", "peers it may connect to: CIDR[:ports], comma-separated (default 127.0.0.1,::1)"),
     ("TANDEM_GUARD_KILL_RUNTIME", "guard enforce may kill the runtime itself (default false)"),
