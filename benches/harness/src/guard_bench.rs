@@ -165,7 +165,7 @@ pub async fn rows(tandem: &Path, scratch: &Path, quick: bool) -> Result<Vec<Plai
         let (cpu_ms, wall_ms) = scan_cost(n, scans, &python)?;
         rows.push(PlainRow {
             metric: format!(
-                "guard: CPU per second of scanning at the default interval ({DEFAULT_INTERVAL_MS} ms), {n} processes in scope (one holding a TCP connection: the socket tables are read)"
+                "guard: CPU per second of scanning at the default interval ({DEFAULT_INTERVAL_MS} ms), {n} processes in scope (one holding a TCP connection: the socket tables read for a new socket and every tenth scan)"
             ),
             unit: "ms/s",
             tandem: cpu_ms * per_second,
