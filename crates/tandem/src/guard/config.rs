@@ -43,10 +43,11 @@ impl Mode {
 /// The scan interval when `TANDEM_GUARD_INTERVAL_MS` is not set, chosen so that the
 /// guard costs a 128 MB function (about 1/14 of a vCPU) under 1 % of its time. Measured
 /// (`tandem-harness bench --only guard`, README "Guard") in a Lambda-sized namespace
-/// (its own pid and network namespaces, 1 to 10 processes in scope): 0.42 to 0.46 ms of
+/// (its own pid and network namespaces, 1 to 10 processes in scope): 0.34 to 0.46 ms of
 /// CPU per scan on average, the socket tables read every tenth scan; at 1 s that is
-/// 0.6 % of 1/14 of a vCPU (at 500 ms it was 1.2 %). A process of 100 ms is then seen
-/// about one time in ten; lower it for more at a cost proportional to 1/interval.
+/// 0.6 % of 1/14 of a vCPU (at 500 ms it was 1.2 %). A process of 100 ms is still seen
+/// about one time in five (mostly by the scan at INVOKE, the same at 500 ms); lower it
+/// for more at a cost proportional to 1/interval.
 pub const DEFAULT_INTERVAL_MS: u64 = 1_000;
 
 /// Where `learn` writes its policy when `TANDEM_GUARD_POLICY_OUT` is not set.
