@@ -155,7 +155,7 @@ async fn main() -> ExitCode {
             }
         }
         _ => {
-            eprintln!("usage: tandem-harness <demo [--invocations N] [--out DIR] | bench [--quick] [--only billed|guard|secrets|receiver] [--out DIR] | throughput [--quick] | roundtrip | soak [--minutes N] [--seed S] [--out DIR]>");
+            eprintln!("usage: tandem-harness <demo [--invocations N] [--out DIR] | bench [--quick] [--only billed|guard|secrets|receiver|init] [--out DIR] | throughput [--quick] | roundtrip | soak [--minutes N] [--seed S] [--out DIR]>");
             ExitCode::from(2)
         }
     }
