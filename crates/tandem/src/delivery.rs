@@ -154,6 +154,9 @@ pub struct Delivery {
     ctx: Ctx,
     parse_errors: AtomicU64,
     next_seq: AtomicU64,
+    /// The lanes have a spool (`TANDEM_SPOOL_MAX_BYTES` > 0): records are encoded for
+    /// their write-ahead copies.
+    spooled: bool,
 }
 
 impl Delivery {
@@ -204,6 +207,7 @@ impl Delivery {
             },
             parse_errors: AtomicU64::new(0),
             next_seq: AtomicU64::new(1),
+            spooled: spool_share > 0,
         };
         (delivery, problems)
     }
@@ -239,8 +243,10 @@ impl Delivery {
         let origin = crate::spool::origin();
         for (i, item) in items.iter().enumerate() {
             // An error is not reachable for the model's types; the line is then empty
-            // and the record held in memory only.
-            let _ = crate::spool::encode_line(&mut text, origin, first + i as u64, item);
+            // and the record held in memory only. Without a spool nothing is encoded.
+            if self.spooled {
+                let _ = crate::spool::encode_line(&mut text, origin, first + i as u64, item);
+            }
             ends.push(text.len());
         }
         for lane in &self.lanes {

@@ -289,12 +289,14 @@ impl Queue {
 
     /// Stages `line` as a write-ahead copy; the segment holding it, if any.
     fn write_ahead(&mut self, line: &[u8]) -> Option<u64> {
+        // No spool (configured off, or failed): memory only, as the spool's absence says.
+        let spool = self.spool()?;
         if line.is_empty() {
             // Could not be encoded: held in memory only.
             self.stats.not_written_ahead += 1;
             return None;
         }
-        let staged = self.spool()?.append_resident(line);
+        let staged = spool.append_resident(line);
         match staged {
             Ok(Some(seg)) => Some(seg),
             Ok(None) => {
